@@ -1,18 +1,37 @@
 """The ``assembled-lightning`` console script.
 
-LightningCLI subcommands ``fit``, ``validate``, ``test``, ``predict`` (``--config recipe.yaml``),
-plus ``convert-tf`` (official TF checkpoint → pretrained folder), ``extract-logits`` (teacher
-logits for distillation) and ``make-shards`` (WebDataset shards).
+LightningCLI subcommands ``fit``, ``validate``, ``test``, ``predict`` (``--config`` takes a
+shipped recipe's name or a YAML path), plus ``recipes`` (list, show or copy the shipped
+recipes), ``convert-tf`` (official TF checkpoint → pretrained folder), ``extract-logits``
+(teacher logits for distillation) and ``make-shards`` (WebDataset shards).
 """
 
 from __future__ import annotations
 
 import argparse
 import ast
+import logging
+import shutil
 import sys
-from collections.abc import Sequence
+import warnings
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
+
+from .recipes import find_recipe, get_recipe, list_recipes
+
+PROG = "assembled-lightning"
+LIGHTNING_COMMANDS = {
+    "fit": "train a model: --config RECIPE (a name from `recipes`, or a YAML path), then "
+    "--trainer.* / --model.* / --data.* overrides",
+    "validate": "evaluate a model on the validation split (--ckpt_path to load a checkpoint)",
+    "test": "evaluate a model on the test split (--ckpt_path to load a checkpoint)",
+    "predict": "class probabilities for the prediction split (--ckpt_path to load a checkpoint)",
+}
+
+
+class CommandError(Exception):
+    """A bad command line: printed as ``assembled-lightning CMD: error: ...``, exit status 2."""
 
 
 def parse_override(text: str) -> tuple[str, Any]:
@@ -24,6 +43,79 @@ def parse_override(text: str) -> tuple[str, Any]:
         return key, ast.literal_eval(value)
     except (ValueError, SyntaxError):
         return key, value
+
+
+# --------------------------------------------------------------------------- recipes
+
+
+def recipes_parser(subparsers: Any) -> None:
+    parser = subparsers.add_parser(
+        "recipes",
+        help="list, show or copy the shipped recipes (the paper's runs, the quickstart)",
+        description="The recipes ship with the package: run one by name "
+        f"(`{PROG} fit --config quickstart`) or copy it to edit it.",
+    )
+    actions = parser.add_subparsers(dest="action")
+    actions.add_parser("list", help="every recipe with its summary (the default)")
+    show = actions.add_parser("show", help="print a recipe's YAML")
+    show.add_argument("name", help="recipe name, e.g. quickstart or finetune/food101")
+    copy = actions.add_parser("copy", help="copy a recipe to a file you can edit")
+    copy.add_argument("name", help="recipe name, e.g. quickstart or finetune/food101")
+    copy.add_argument(
+        "destination", nargs="?", help="file or existing folder (default: ./<name>.yaml)"
+    )
+    copy.add_argument("--force", action="store_true", help="overwrite an existing file")
+
+
+def run_recipes(args: argparse.Namespace) -> int:
+    if args.action in (None, "list"):
+        recipes = list_recipes()
+        width = max(len(recipe.name) for recipe in recipes)
+        for recipe in recipes:
+            print(f"{recipe.name:<{width}}  {recipe.summary}")
+        print(f"\nrun one with `{PROG} fit --config NAME`; copy it with `{PROG} recipes copy NAME`")
+        return 0
+    recipe = get_recipe(args.name)
+    if args.action == "show":
+        print(recipe.path.read_text(encoding="utf-8"), end="")
+        return 0
+    destination = Path(args.destination or f"{recipe.path.stem}.yaml")
+    if destination.is_dir():
+        destination = destination / recipe.path.name
+    if destination.exists() and not args.force:
+        raise CommandError(f"{destination} exists; pass --force to overwrite it")
+    shutil.copyfile(recipe.path, destination)
+    print(f"copied {recipe.name} to {destination}")
+    return 0
+
+
+def resolve_config_arguments(arguments: list[str]) -> list[str]:
+    """Replace a recipe name after ``--config`` by its path; a value that is neither an
+    existing file, a recipe name nor inline YAML fails here with the list of recipes."""
+
+    def resolve(value: str) -> str:
+        if Path(value).exists() or any(mark in value for mark in ":{\n"):
+            return value
+        recipe = find_recipe(value)
+        if recipe is None:
+            known = ", ".join(r.name for r in list_recipes())
+            raise CommandError(
+                f"--config {value}: no such file and no shipped recipe of that name; "
+                f"recipes: {known}"
+            )
+        return str(recipe.path)
+
+    resolved: list[str] = []
+    for index, argument in enumerate(arguments):
+        if argument.startswith("--config="):
+            argument = "--config=" + resolve(argument.partition("=")[2])
+        elif index > 0 and arguments[index - 1] == "--config":
+            argument = resolve(argument)
+        resolved.append(argument)
+    return resolved
+
+
+# --------------------------------------------------------------------------- convert-tf
 
 
 def convert_tf_parser(subparsers: Any) -> None:
@@ -71,6 +163,9 @@ def run_convert_tf(args: argparse.Namespace) -> int:
     return 0
 
 
+# --------------------------------------------------------------------------- extract-logits
+
+
 def extract_logits_parser(subparsers: Any) -> None:
     parser = subparsers.add_parser(
         "extract-logits",
@@ -96,10 +191,12 @@ def extract_logits_parser(subparsers: Any) -> None:
         "--transform", help="teacher eval preprocessing type (default: the DataModule's)"
     )
     parser.add_argument("--out", required=True, help="output folder of the store")
-    parser.add_argument("--batch-size", type=int, default=64)
-    parser.add_argument("--num-workers", type=int, default=0)
-    parser.add_argument("--chunk-size", type=int, default=1024)
-    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--batch-size", type=int, default=64, help="images per teacher batch")
+    parser.add_argument("--num-workers", type=int, default=0, help="loader worker processes")
+    parser.add_argument(
+        "--chunk-size", type=int, default=1024, help="samples written (and resumed) per chunk"
+    )
+    parser.add_argument("--device", default="cpu", help="device of the teacher, e.g. cuda")
 
 
 def load_datamodule(path: str) -> Any:
@@ -150,6 +247,9 @@ def run_extract_logits(args: argparse.Namespace) -> int:
     return 0
 
 
+# --------------------------------------------------------------------------- make-shards
+
+
 def make_shards_parser(subparsers: Any) -> None:
     parser = subparsers.add_parser(
         "make-shards",
@@ -160,7 +260,7 @@ def make_shards_parser(subparsers: Any) -> None:
     parser.add_argument("--data", required=True, help="YAML with class_path and init_args")
     parser.add_argument("--split", help="split to pack (default: the training split)")
     parser.add_argument("--out", required=True, help="output folder")
-    parser.add_argument("--samples-per-shard", type=int, default=1000)
+    parser.add_argument("--samples-per-shard", type=int, default=1000, help="samples per tar")
     parser.add_argument("--seed", type=int, default=0, help="seed of the sample permutation")
 
 
@@ -175,55 +275,96 @@ def run_make_shards(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS = {
-    "convert-tf": run_convert_tf,
-    "extract-logits": run_extract_logits,
-    "make-shards": run_make_shards,
+# --------------------------------------------------------------------------- dispatch
+
+COMMANDS: dict[str, tuple[Callable[[Any], None], Callable[[argparse.Namespace], int]]] = {
+    "recipes": (recipes_parser, run_recipes),
+    "convert-tf": (convert_tf_parser, run_convert_tf),
+    "extract-logits": (extract_logits_parser, run_extract_logits),
+    "make-shards": (make_shards_parser, run_make_shards),
 }
 
 
-def lightning_cli(args: Sequence[str] | None) -> None:
+def top_level_parser() -> argparse.ArgumentParser:
+    """Every subcommand with its one-line help; LightningCLI parses its own four itself."""
+    parser = argparse.ArgumentParser(
+        prog=PROG,
+        description="Assemble-ResNet (arXiv 2001.06268) for PyTorch and Lightning: train the "
+        "paper's recipes, convert the official TF checkpoints, prepare distillation and "
+        "streaming data.",
+        epilog=f"`{PROG} COMMAND --help` explains a command; `{PROG} fit --model.help "
+        "ClassificationTask` and `--data.help Food101DataModule` explain every option.",
+    )
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for name, help_text in LIGHTNING_COMMANDS.items():
+        subparsers.add_parser(name, help=help_text, add_help=False)
+    for add_parser, _ in COMMANDS.values():
+        add_parser(subparsers)
+    return parser
+
+
+def silence_third_party_notices() -> None:
+    """Drop two messages a user can do nothing about: Lightning's advert for its cloud logger,
+    and torch's deprecation of ``LeafSpec``, which Lightning 2.6 still uses."""
+    warnings.filterwarnings("ignore", message=r"`isinstance\(treespec, LeafSpec\)` is deprecated")
+    logging.getLogger("lightning.pytorch.utilities.rank_zero").addFilter(
+        lambda record: not record.getMessage().startswith("💡 Tip")
+    )
+
+
+def lightning_cli(args: list[str]) -> None:
     """LightningCLI in subclass mode for tasks and DataModules, with ``data.num_classes``
     linked into the task (fit / validate / test / predict, --config, --print_config)."""
     import lightning as L
-    from lightning.pytorch.cli import LightningCLI
+    from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 
-    from . import data  # noqa: F401  (registers the DataModules for short class_path names)
-    from .data.synthetic import SyntheticShapesDataModule  # noqa: F401
+    # imported for their subclasses, so that short class_path names resolve
+    from .data import datamodules, synthetic  # noqa: F401
     from .tasks import ClassificationTask
 
+    silence_third_party_notices()
+
     class AssembledCLI(LightningCLI):
-        def add_arguments_to_parser(self, parser: Any) -> None:
+        def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
             parser.link_arguments(
                 "data.num_classes", "model.init_args.num_classes", apply_on="instantiate"
             )
+
+        def parse_arguments(self, parser: LightningArgumentParser, args: Any) -> None:
+            # main() always hands over the whole command line (sys.argv[1:] when run as the
+            # console script), so Lightning's warning about args *and* sys.argv is spurious.
+            self.config = parser.parse_args(args)
 
     AssembledCLI(
         ClassificationTask,
         L.LightningDataModule,
         subclass_mode_model=True,
         subclass_mode_data=True,
-        args=list(args) if args is not None else None,
+        args=args,
         save_config_kwargs={"overwrite": True},
     )
 
 
+def report_error(command: str, error: Exception) -> int:
+    print(f"{PROG} {command}: error: {error}", file=sys.stderr)
+    return 2
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     arguments = list(sys.argv[1:] if argv is None else argv)
-    if not arguments or arguments[0] not in COMMANDS:
+    command = arguments[0] if arguments else ""
+    if command in LIGHTNING_COMMANDS or command.startswith("--config"):
+        try:
+            arguments = resolve_config_arguments(arguments)
+        except CommandError as error:
+            return report_error(command, error)
         lightning_cli(arguments)
         return 0
-    parser = argparse.ArgumentParser(prog="assembled-lightning", description=__doc__)
-    subparsers = parser.add_subparsers(dest="command", required=True)
-    convert_tf_parser(subparsers)
-    extract_logits_parser(subparsers)
-    make_shards_parser(subparsers)
-    args = parser.parse_args(arguments)
+    args = top_level_parser().parse_args(arguments)  # --help, no or an unknown command: exits
     try:
-        return COMMANDS[args.command](args)
-    except (FileNotFoundError, KeyError, ValueError, RuntimeError, TypeError) as error:
-        print(f"assembled-lightning {args.command}: error: {error}", file=sys.stderr)
-        return 2
+        return COMMANDS[args.command][1](args)
+    except (CommandError, FileNotFoundError, KeyError, ValueError, RuntimeError, TypeError) as e:
+        return report_error(args.command, e)
 
 
 if __name__ == "__main__":

@@ -1,5 +1,5 @@
-"""Every YAML in recipes/ runs through the real CLI (fast_dev_run) on a fake copy of its data
-set's layout, with tiny images on one CPU, so no recipe can rot."""
+"""Every shipped recipe (assembled_lightning/recipes/) runs through the real CLI (fast_dev_run)
+on a fake copy of its data set's layout, with tiny images on one CPU, so no recipe can rot."""
 
 from __future__ import annotations
 
@@ -11,12 +11,14 @@ import pytest
 from assembled_lightning import create_model
 from assembled_lightning.cli import main
 from assembled_lightning.data import ImageNetDataModule, extract_teacher_logits
+from assembled_lightning.recipes import list_recipes
 from assembled_lightning.weights import save_pretrained
 
 sys.path.insert(0, str(Path(__file__).parent / "data"))
 import fake_layouts
 
-RECIPES = sorted((Path(__file__).resolve().parents[1] / "recipes").rglob("*.yaml"))
+RECIPES_DIR = Path(__file__).resolve().parents[1] / "assembled_lightning" / "recipes"
+RECIPES = sorted(RECIPES_DIR.rglob("*.yaml"))
 FAKE_DATA = {
     "food101": fake_layouts.food101,
     "stanford_cars": fake_layouts.stanford_cars,
@@ -104,3 +106,4 @@ def test_recipes_cover_the_paper_rows() -> None:
         assert f"imagenet/{row}" in names
     assert {f"finetune/{name}" for name in FAKE_DATA} <= names
     assert "recipes/quickstart" in names
+    assert {recipe.path for recipe in list_recipes()} == set(RECIPES)

@@ -1,17 +1,15 @@
-"""Data: decoding, the paper's preprocessing, DataModules and the teacher-logit store."""
+"""Data: decoding, the paper's preprocessing, DataModules and the teacher-logit store.
 
-from .datamodules import (
-    CUB200DataModule,
-    FGVCAircraftDataModule,
-    Flowers102DataModule,
-    Food101DataModule,
-    ImageDataModule,
-    ImageFolderDataModule,
-    ImageNetDataModule,
-    OxfordIIITPetDataModule,
-    StanfordCarsDataModule,
-    StanfordOnlineProductsDataModule,
-)
+The DataModules, which need Lightning, are imported on first use (PEP 562): decoding, the
+preprocessing that pretrained weights carry and the logit store work without Lightning, so
+``torch.hub`` users of the models need only torch, torchvision, safetensors and huggingface_hub.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
 from .decode import ImageDecodeError, decode_image
 from .samples import ImageDataset, Sample
 from .teacher_logits import TeacherLogitStore, extract_teacher_logits
@@ -23,6 +21,21 @@ from .transforms import (
     TrainTransform,
     eval_transform,
 )
+
+if TYPE_CHECKING:
+    from .datamodules import (
+        CUB200DataModule,
+        FGVCAircraftDataModule,
+        Flowers102DataModule,
+        Food101DataModule,
+        ImageDataModule,
+        ImageFolderDataModule,
+        ImageNetDataModule,
+        OxfordIIITPetDataModule,
+        StanfordCarsDataModule,
+        StanfordOnlineProductsDataModule,
+    )
+    from .synthetic import SyntheticShapesDataModule
 
 __all__ = [
     "EVAL_TYPES",
@@ -42,9 +55,18 @@ __all__ = [
     "Sample",
     "StanfordCarsDataModule",
     "StanfordOnlineProductsDataModule",
+    "SyntheticShapesDataModule",
     "TeacherLogitStore",
     "TrainTransform",
     "decode_image",
     "eval_transform",
     "extract_teacher_logits",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    """The DataModules (every ``*DataModule`` name), imported with Lightning on first use."""
+    if name not in __all__ or not name.endswith("DataModule"):
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    module = "synthetic" if name == "SyntheticShapesDataModule" else "datamodules"
+    return getattr(importlib.import_module(f"{__name__}.{module}"), name)

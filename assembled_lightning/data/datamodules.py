@@ -38,6 +38,34 @@ class ImageDataModule(L.LightningDataModule):
     resize, which helps when CPU cores are scarce next to a fast GPU.
 
     Subclasses set ``train_split`` / ``eval_split`` and implement :meth:`parse`.
+
+    Args:
+        root: Folder holding the data set in its own layout (a missing one raises an error that
+            shows the layout expected).
+        batch_size: Images per batch and device. With ``mixup_type: halves`` the task mixes
+            each batch into one of half the size, as the original loads 2× its batch.
+        num_workers: Loader worker processes (0: load in the main process).
+        pin_memory: Pin host memory of batches for faster copies to a GPU.
+        persistent_workers: Keep loader workers alive between epochs.
+        train_size: Side of the square training crop (paper: 224; 256 for BigLittleNet rows).
+        eval_type: Eval preprocessing type: ``imagenet`` (shorter side 256 → centre 224),
+            ``imagenet_224_256``, ``imagenet_224_256a``, ``imagenet_XXX`` or ``imagenet_XXXa``.
+        normalization: ``original`` (mean subtraction on 0..255, for converted TF weights) or
+            ``torchvision`` (mean/std on 0..1).
+        autoaugment: AutoAugment policy of training images, applied to uint8 crops: ``none``,
+            or one of the original's policies (``imagenet`` for ImageNet, the fine-tune policy
+            for the fine-grained sets).
+        skip_bad_images: Drop images that fail to decode from their batch (warned and counted)
+            instead of stopping the run.
+        teacher_logits: Folder of a teacher-logit store (``assembled-lightning
+            extract-logits``); its logits ride along in training batches for distillation.
+        augment_on_device: Crop, flip and AutoAugment training batches on the device
+            (``on_after_batch_transfer``) instead of in the loader workers.
+        train_shards: Folder of WebDataset shards (``assembled-lightning make-shards``) to
+            stream training images from instead of ``root``.
+        shuffle_buffer: Samples held in the shuffle buffer when streaming ``train_shards``.
+        download: Fetch the data set into ``root`` first (torchvision's downloaders, where one
+            exists); off by default so that nothing downloads unasked.
     """
 
     train_split = "train"
@@ -226,7 +254,13 @@ class ImageDataModule(L.LightningDataModule):
 
 
 class ImageFolderDataModule(ImageDataModule):
-    """Any ``<root>/{train,val}/<class>/<image>`` folder tree."""
+    """Any ``<root>/{train,val}/<class>/<image>`` folder tree.
+
+    Args:
+        root: Folder holding ``train/`` and the evaluation folder, one sub-folder per class.
+        val_dir: Name of the evaluation folder under ``root``.
+        **kwargs: The options of :class:`ImageDataModule`.
+    """
 
     eval_split = "val"
 
@@ -244,7 +278,15 @@ class ImageFolderDataModule(ImageDataModule):
 
 
 class ImageNetDataModule(ImageDataModule):
-    """ILSVRC-2012 (1000 classes; ``val`` in class folders or flat with ``val_labels``)."""
+    """ILSVRC-2012 (1000 classes; ``val`` in class folders or flat with ``val_labels``).
+
+    Args:
+        root: Folder holding ``train/<wnid>/*.JPEG`` and ``val/``.
+        val_labels: Labels of a flat ``val/``: a file with one synset per line (in file-name
+            order) or Kaggle's ``LOC_val_solution.csv``; None when ``val/`` has class folders.
+        num_classes: Classes expected in the data (1000; fewer for a subset).
+        **kwargs: The options of :class:`ImageDataModule`.
+    """
 
     eval_split = "val"
     expected_num_classes = 1000
@@ -325,7 +367,14 @@ class OxfordIIITPetDataModule(ImageDataModule):
 
 class CUB200DataModule(ImageDataModule):
     """CUB-200-2011: ``zero_shot=True`` gives the retrieval split (train classes 1-100, test
-    101-200, 5,864 / 5,924 images); otherwise the official classification split."""
+    101-200, 5,864 / 5,924 images); otherwise the official classification split.
+
+    Args:
+        root: Folder holding ``CUB_200_2011/``.
+        zero_shot: Use the retrieval split (train on classes 1–100, test on 101–200) instead
+            of the classification split.
+        **kwargs: The options of :class:`ImageDataModule`.
+    """
 
     def __init__(
         self, root: str | os.PathLike[str], zero_shot: bool = False, **kwargs: Any

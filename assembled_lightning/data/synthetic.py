@@ -69,7 +69,17 @@ class _TensorImages(Dataset[dict[str, Any]]):
 
 
 class SyntheticShapesDataModule(L.LightningDataModule):
-    """Shapes to classify (up to 6 classes), generated in memory: the quickstart's data."""
+    """Shapes to classify (up to 6 classes), generated in memory: the quickstart's data.
+
+    Args:
+        num_classes: Shapes to tell apart, 2–6 (disc, square, triangle, cross, ring, stripes).
+        train_size: Training images drawn.
+        val_size: Validation images drawn (another seed than the training ones).
+        image_size: Side of the square images, a multiple of 32.
+        batch_size: Images per batch.
+        num_workers: Loader worker processes (0: load in the main process).
+        seed: Seed of the drawing, so every run sees the same images.
+    """
 
     def __init__(
         self,

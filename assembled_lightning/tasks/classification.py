@@ -45,7 +45,41 @@ def parameter_groups(
 
 
 class ClassificationTask(L.LightningModule):
-    """Train a registered model with the paper's regularisers; every knob is an argument."""
+    """Train a registered model with the paper's regularisers; every knob is an argument.
+
+    Args:
+        model: Registered model name (``assembled_lightning.list_models()``), e.g.
+            ``assemble_resnet50``.
+        num_classes: Classifier outputs; linked from the DataModule's ``num_classes`` by the CLI.
+        model_overrides: Extra ``ResNetConfig`` / ``MobileNetConfig`` fields, e.g.
+            ``{base_width: 8, dropblock: true}``.
+        weights: Initial weights: a registered weights name, ``DEFAULT``, a pretrained folder
+            (``convert-tf`` / ``save_pretrained``) or a ``.ckpt`` / ``.pt`` file; a head of
+            another size is replaced (fine-tuning). None: random init.
+        base_lr: Learning rate at a global batch of ``batch_denominator`` images (paper: 0.4
+            at 1024); scaled linearly with the real global batch.
+        batch_denominator: Global batch at which ``base_lr`` applies (the original's 256 or
+            1024).
+        momentum: SGD momentum (original: 0.9).
+        nesterov: Nesterov momentum (the original does not use it).
+        weight_decay: L2 weight decay of every trainable variable except BatchNorm's.
+        decay_bias: Decay biases too, as the original does for the classifier bias.
+        warmup_epochs: Linear LR warm-up length in epochs, then cosine decay per step to 0.
+        label_smoothing: Label-smoothing ε (paper: 0.1); 0 turns it off.
+        mixup_alpha: Beta(α, α) of mixup (paper: 0.2); 0 turns mixup off.
+        mixup_type: ``halves`` mixes the two halves of a double batch into one (the original's
+            type 1); ``keep_batch`` mixes the batch with its reverse (type 2).
+        kd_temperature: Softmax temperature of knowledge distillation (paper: 1).
+        kd_weight: Weight of the distillation loss against stored ``teacher_logits`` in the
+            batch (paper: 1 with KD); 0 turns KD off.
+        dropblock_keep_prob: DropBlock keep probability at the first and the last step, linear
+            in between (paper: 1.0 → 0.9); (1, 1) turns DropBlock off.
+        channels_last: Run the model in channels-last memory format (faster on GPUs with AMP).
+        ema_decay: Keep an exponential moving average of the weights with this decay (e.g.
+            0.9998) and evaluate / predict with it; None: no EMA.
+        reset_bn_statistics: Restart BatchNorm running statistics after loading ``weights``,
+            as the original's fine-tune warm start (which restores trainable variables only).
+    """
 
     def __init__(
         self,

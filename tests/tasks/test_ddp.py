@@ -10,8 +10,6 @@ from pathlib import Path
 
 import pytest
 
-QUICKSTART = Path(__file__).resolve().parents[2] / "recipes" / "quickstart.yaml"
-
 
 def test_quickstart_with_ddp_on_two_cpu_processes(tmp_path: Path) -> None:
     script = shutil.which("assembled-lightning")
@@ -22,7 +20,7 @@ def test_quickstart_with_ddp_on_two_cpu_processes(tmp_path: Path) -> None:
         script,
         "fit",
         "--config",
-        str(QUICKSTART),
+        "quickstart",
         "--trainer.strategy=ddp",
         "--trainer.devices=2",
         "--trainer.accelerator=cpu",

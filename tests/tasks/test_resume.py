@@ -8,8 +8,9 @@ import csv
 from pathlib import Path
 
 from assembled_lightning.cli import main
+from assembled_lightning.recipes import get_recipe
 
-QUICKSTART = Path(__file__).resolve().parents[2] / "recipes" / "quickstart.yaml"
+QUICKSTART = get_recipe("quickstart").path
 SMALL = [
     "--data.init_args.train_size=256",
     "--data.init_args.val_size=64",
