@@ -10,6 +10,7 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
+from .autoaugment import AutoAugment
 from .decode import ImageDecodeError, decode_image
 from .samples import ImageDataset, Sample
 from .teacher_logits import TeacherLogitStore, extract_teacher_logits
@@ -40,6 +41,7 @@ if TYPE_CHECKING:
 __all__ = [
     "EVAL_TYPES",
     "ORIGINAL_MEAN_RGB",
+    "AutoAugment",
     "CUB200DataModule",
     "EvalTransform",
     "FGVCAircraftDataModule",

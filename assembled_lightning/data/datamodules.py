@@ -34,8 +34,8 @@ class ImageDataModule(L.LightningDataModule):
     """Shared machinery: parse splits → :class:`ImageDataset` → loaders.
 
     ``augment_on_device=True`` moves the random crop, flip and AutoAugment of training batches
-    to the device (kornia, in ``on_after_batch_transfer``); loader workers then only decode and
-    resize, which helps when CPU cores are scarce next to a fast GPU.
+    to the device (``on_after_batch_transfer``, the same code as on the CPU); loader workers
+    then only decode and resize, which helps when CPU cores are scarce next to a fast GPU.
 
     Subclasses set ``train_split`` / ``eval_split`` and implement :meth:`parse`.
 

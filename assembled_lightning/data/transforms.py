@@ -18,6 +18,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .autoaugment import AutoAugment
+
 ORIGINAL_MEAN_RGB = (123.68, 116.78, 103.94)
 TORCHVISION_MEAN_RGB = (0.485, 0.456, 0.406)
 TORCHVISION_STD_RGB = (0.229, 0.224, 0.225)
@@ -186,7 +188,78 @@ def eval_transform(
     return EvalTransform(resize, crop, "tf_legacy_bilinear", normalization)
 
 
-AutoAugmentPolicy = Literal["none", "imagenet", "cifar"]
+AutoAugmentPolicy = Literal["none", "imagenet", "good"]
+"""``imagenet`` trains from scratch, ``good`` fine-tunes (ORIGINAL.md §3.1, §3.3)."""
+
+_TF_EPSILON = float(np.float32(1e-7))  # kEps of TF's crop sampler, a float32 constant
+
+
+def sample_crop_boxes(
+    count: int,
+    height: int,
+    width: int,
+    area_range: tuple[float, float] = (0.05, 1.0),
+    aspect_range: tuple[float, float] = (0.75, 1.33),
+    min_object_covered: float = 0.1,
+    attempts: int = 100,
+    generator: torch.Generator | None = None,
+) -> torch.Tensor:
+    """``count`` boxes ``[top, left, h, w]`` (int64, CPU) drawn as TF's
+    ``sample_distorted_bounding_box`` with the whole image as the object box and
+    ``use_image_if_no_bounding_boxes`` (ORIGINAL.md §4; TF's
+    ``core/kernels/image/sample_distorted_bounding_box_op.cc``).
+
+    Each attempt draws an aspect ratio (width / height) uniformly; the crop *height* is then
+    uniform over the integers between ``round(sqrt(min_area / aspect))`` and
+    ``round(sqrt(max_area / aspect))``, the upper end lowered so that ``round(h · aspect)``
+    fits the width and clamped to the image height; the width is ``round(h · aspect)``. If the
+    area misses ``area_range`` the height is nudged once up, then once down; the attempt fails
+    if it still misses, does not fit, or covers less than ``min_object_covered`` of the image.
+    The first successful attempt wins; after ``attempts`` failures the box is the whole image.
+    The offsets are uniform over ``[0, H - h)`` and ``[0, W - w)`` (TF's range, which never
+    touches the bottom/right edge unless the crop spans the image). Float32 and round-half-to-
+    even (``lrintf``) as in the kernel; the area is therefore *not* uniform: on a 375×500
+    image the mean crop area is ≈0.39 of the image and ≈1/3 of the crops are under 0.25.
+    The attempts are vectorised (numpy float32, the draws from ``generator``).
+    """
+    f32 = np.float32
+    aspect_draw = torch.rand(count, attempts, generator=generator).numpy()
+    draws = torch.rand(count, attempts + 2, generator=generator, dtype=torch.float64).numpy()
+    low_aspect, high_aspect = f32(aspect_range[0]), f32(aspect_range[1])
+    aspect = aspect_draw * (high_aspect - low_aspect) + low_aspect
+    min_area = f32(area_range[0]) * f32(width) * f32(height)
+    max_area = f32(area_range[1]) * f32(width) * f32(height)
+    min_height = np.rint(np.sqrt(min_area / aspect))
+    max_height = np.rint(np.sqrt(max_area / aspect))
+    fitted = np.floor((width + 0.5 - _TF_EPSILON) / aspect.astype(np.float64)).astype(f32)
+    fitted = np.where(np.rint(fitted * aspect) > width, fitted - 1, fitted)
+    max_height = np.where(np.rint(max_height * aspect) > width, fitted, max_height)
+    max_height = np.minimum(max_height, f32(height))
+    min_height = np.minimum(min_height, max_height)
+    spread = np.floor(draws[:, :attempts] * (max_height - min_height + 1))
+    crop_h = (min_height + spread).astype(np.int64)
+
+    def width_of(crop_height: np.ndarray) -> np.ndarray:
+        return np.rint(crop_height.astype(f32) * aspect).astype(np.int64)
+
+    crop_w = width_of(crop_h)
+    grow = (crop_w * crop_h).astype(f32) < min_area
+    crop_h = np.where(grow, crop_h + 1, crop_h)
+    crop_w = np.where(grow, width_of(crop_h), crop_w)
+    shrink = (crop_w * crop_h).astype(f32) > max_area
+    crop_h = np.where(shrink, crop_h - 1, crop_h)
+    crop_w = np.where(shrink, width_of(crop_h), crop_w)
+    area = (crop_w * crop_h).astype(f32)
+    ok = (area >= min_area) & (area <= max_area) & (crop_w <= width) & (crop_h <= height)
+    ok &= (crop_w > 0) & (crop_h > 0) & (area >= 1.0)
+    ok &= area / f32(width * height) >= f32(min_object_covered)
+    first = ok.argmax(1)[:, None]
+    found = ok.any(1)
+    crop_h = np.where(found, np.take_along_axis(crop_h, first, 1)[:, 0], height)
+    crop_w = np.where(found, np.take_along_axis(crop_w, first, 1)[:, 0], width)
+    top = np.floor(draws[:, attempts] * (height - crop_h)).astype(np.int64)
+    left = np.floor(draws[:, attempts + 1] * (width - crop_w)).astype(np.int64)
+    return torch.from_numpy(np.stack([top, left, crop_h, crop_w], 1))
 
 
 def sample_crop_box(
@@ -198,42 +271,39 @@ def sample_crop_box(
     attempts: int = 100,
     generator: torch.Generator | None = None,
 ) -> tuple[int, int, int, int]:
-    """(top, left, h, w) as TF's ``sample_distorted_bounding_box`` on the whole image (§4):
-    area and aspect drawn uniformly, the crop must fit and cover >= ``min_object_covered`` of
-    the image; after ``attempts`` failures the whole image."""
-    areas = torch.empty(attempts).uniform_(*area_range, generator=generator) * height * width
-    aspects = torch.empty(attempts).uniform_(*aspect_range, generator=generator)
-    heights = torch.sqrt(areas / aspects).round().long()
-    widths = torch.sqrt(areas * aspects).round().long()
-    ok = (heights >= 1) & (widths >= 1) & (heights <= height) & (widths <= width)
-    ok &= heights * widths >= min_object_covered * height * width
-    if not ok.any():
-        return 0, 0, height, width
-    index = int(ok.nonzero()[0])
-    crop_h, crop_w = int(heights[index]), int(widths[index])
-    top = int(torch.randint(0, height - crop_h + 1, (), generator=generator))
-    left = int(torch.randint(0, width - crop_w + 1, (), generator=generator))
+    """(top, left, h, w) of one crop drawn as TF's ``sample_distorted_bounding_box`` on the
+    whole image (ORIGINAL.md §4); see :func:`sample_crop_boxes` for the algorithm."""
+    box = sample_crop_boxes(
+        1, height, width, area_range, aspect_range, min_object_covered, attempts, generator
+    )
+    top, left, crop_h, crop_w = box[0].tolist()
     return top, left, crop_h, crop_w
 
 
 def auto_augment(policy: AutoAugmentPolicy) -> nn.Module:
-    """AutoAugment on uint8 images: the ImageNet policy (25 sub-policies) or the CIFAR one, which
-    is the original's 'good' fine-tuning policy; torchvision's maintained ops, fill 128 as the
-    original."""
-    from torchvision.transforms import v2
-
+    """The original's AutoAugment on uint8 images (:mod:`assembled_lightning.data.autoaugment`):
+    ``"imagenet"`` (25 sub-policies, from scratch), ``"good"`` (95 sub-policies, fine-tuning) or
+    ``"none"`` (identity)."""
     if policy == "none":
         return nn.Identity()
-    choice = {"imagenet": v2.AutoAugmentPolicy.IMAGENET, "cifar": v2.AutoAugmentPolicy.CIFAR10}
-    if policy not in choice:
-        raise ValueError(f"autoaugment must be 'none', 'imagenet' or 'cifar', got {policy!r}")
-    return v2.AutoAugment(choice[policy], fill=128)
+    if policy not in ("imagenet", "good"):
+        raise ValueError(f"autoaugment must be 'none', 'imagenet' or 'good', got {policy!r}")
+    return AutoAugment(policy)
 
 
 class TrainTransform(nn.Module):
-    """The paper's training preprocessing of one decoded uint8 ``[3, H, W]`` image: random crop
-    (area 5–100 %, aspect 3/4–4/3), resize to ``size`` (TF1 bilinear), horizontal flip,
-    optional AutoAugment on uint8, normalisation (ORIGINAL.md §4)."""
+    """The paper's training preprocessing of one decoded uint8 ``[3, H, W]`` image, in the
+    original's order (ORIGINAL.md §4, master:preprocessing/imagenet_preprocessing.py): TF's
+    random crop (:func:`sample_crop_box`), horizontal flip *of the crop*, resize to ``size``
+    (TF1 legacy bilinear), optional AutoAugment on uint8, normalisation.
+
+    Two details follow the original because they change pixels: the flip comes before the
+    resize, whose asymmetric sampling (source = dst · in/out) does not commute with a flip
+    (flipping after the resize would shift the image by ``in/out - 1`` source pixels); and the
+    float resize is clipped and *truncated* to uint8 before AutoAugment, as ``tf.cast`` does
+    (rounding would brighten AutoAugment's input by about half a grey level). Without
+    AutoAugment the float resize is normalised directly, as in the original. Pass
+    ``generator`` to ``forward`` for reproducible draws."""
 
     def __init__(
         self,
@@ -254,16 +324,23 @@ class TrainTransform(nn.Module):
         self.augment = auto_augment(autoaugment)
         self.normalize = Normalize(normalization)
 
-    def forward(self, image: torch.Tensor) -> torch.Tensor:
+    def forward(
+        self, image: torch.Tensor, generator: torch.Generator | None = None
+    ) -> torch.Tensor:
         top, left, height, width = sample_crop_box(
-            image.shape[-2], image.shape[-1], self.area_range, self.aspect_range
+            image.shape[-2],
+            image.shape[-1],
+            self.area_range,
+            self.aspect_range,
+            generator=generator,
         )
         crop = image[..., top : top + height, left : left + width]
+        if self.flip and torch.rand((), generator=generator) < 0.5:
+            crop = crop.flip(-1)
         resized = tf_legacy_resize_bilinear(crop, (self.size, self.size))
-        if self.flip and torch.rand(()) < 0.5:
-            resized = resized.flip(-1)
-        if not isinstance(self.augment, nn.Identity):
-            resized = self.augment(resized.round().clamp(0, 255).to(torch.uint8))
+        if isinstance(self.augment, AutoAugment):
+            truncated = resized.clamp(0, 255).to(torch.uint8)
+            resized = self.augment(truncated, generator=generator).float()
         return self.normalize(resized)
 
     def extra_repr(self) -> str:
@@ -284,10 +361,53 @@ class DeviceReadyTransform(nn.Module):
         return center_crop(resized, self.size).round().clamp(0, 255).to(torch.uint8)
 
 
+def _legacy_crop_axis(
+    start: torch.Tensor, length: torch.Tensor, out_size: int, flipped: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Per-sample source indices (into the full image) and weights of TF1's legacy bilinear
+    kernel along one axis of a crop ``[start, start + length)``, mirrored where ``flipped``."""
+    scale = length.float() / out_size
+    source = torch.arange(out_size, device=start.device, dtype=torch.float32) * scale[:, None]
+    low = source.floor().long()
+    high = torch.minimum(low + 1, length[:, None] - 1)
+    weight = source - low.float()
+    mirror = flipped[:, None]
+    low = torch.where(mirror, length[:, None] - 1 - low, low)
+    high = torch.where(mirror, length[:, None] - 1 - high, high)
+    return start[:, None] + low, start[:, None] + high, weight
+
+
+def crop_flip_resize(
+    images: torch.Tensor, boxes: torch.Tensor, flipped: torch.Tensor, size: int
+) -> torch.Tensor:
+    """Batched crop ``boxes`` (``[N, 4]`` top, left, h, w) → horizontal flip where ``flipped``
+    → TF1 legacy bilinear resize to ``size``×``size``; float32 ``[N, C, size, size]``, the same
+    numbers as :func:`tf_legacy_resize_bilinear` on each flipped crop (gathers, no loop)."""
+    boxes, flipped = boxes.to(images.device), flipped.to(images.device)
+    never = torch.zeros_like(flipped)
+    top, bottom, dy = _legacy_crop_axis(boxes[:, 0], boxes[:, 2], size, never)
+    left, right, dx = _legacy_crop_axis(boxes[:, 1], boxes[:, 3], size, flipped)
+    pixels = images.movedim(1, -1)  # [N, H, W, C]
+    batch = torch.arange(images.shape[0], device=images.device)[:, None]
+    rows = pixels[batch, torch.cat([top, bottom], 1)]  # [N, 2·size, W, C]
+    lines = torch.arange(2 * size, device=images.device)[None, :, None]
+    columns = rows[batch[:, :, None], lines, torch.cat([left, right], 1)[:, None, :]].float()
+    first, second = columns[:, :, :size], columns[:, :, size:]
+    horizontal = first + (second - first) * dx[:, None, :, None]
+    upper, lower = horizontal[:, :size], horizontal[:, size:]
+    return (upper + (lower - upper) * dy[:, :, None, None]).movedim(-1, 1)
+
+
 class DeviceTrainAugmentation(nn.Module):
-    """Device half: per-sample random resized crop (area 5–100 %, aspect 3/4–4/3 of the square),
-    flip and AutoAugment with kornia on the whole batch, then normalisation. It crops from the
-    centre square rather than the whole image — the price of batching on the device."""
+    """Device half of the training preprocessing, on the whole uint8 batch: TF's crop sampler
+    (:func:`sample_crop_boxes`), flip of the crop, TF1 legacy bilinear resize
+    (:func:`crop_flip_resize`), truncation to uint8 and the original's AutoAugment, then
+    normalisation — the same steps and arithmetic as :class:`TrainTransform`.
+
+    One difference remains, the price of batching: the crop is sampled from the centre square
+    that :class:`DeviceReadyTransform` made on the CPU (shorter side resized to ``size / 0.875``,
+    rounded to uint8), not from the decoded image, so the crops never reach beyond that square
+    and are resampled twice. Random draws come from ``generator`` on the CPU."""
 
     def __init__(
         self,
@@ -296,24 +416,33 @@ class DeviceTrainAugmentation(nn.Module):
         aspect_range: tuple[float, float] = (0.75, 1.33),
         autoaugment: AutoAugmentPolicy = "none",
         normalization: Normalization = "original",
+        flip: bool = True,
     ) -> None:
         super().__init__()
-        import kornia.augmentation as K
-        from kornia.augmentation.auto import AutoAugment
-
-        if autoaugment not in ("none", "imagenet", "cifar"):
-            raise ValueError(
-                f"autoaugment must be 'none', 'imagenet' or 'cifar', got {autoaugment!r}"
-            )
-        steps: list[nn.Module] = [
-            K.RandomResizedCrop((size, size), scale=area_range, ratio=aspect_range),
-            K.RandomHorizontalFlip(),
-        ]
-        if autoaugment != "none":
-            steps.append(AutoAugment("imagenet" if autoaugment == "imagenet" else "cifar10"))
-        self.augment = nn.Sequential(*steps)
+        if not 0 < area_range[0] <= area_range[1] <= 1:
+            raise ValueError(f"area_range must satisfy 0 < low <= high <= 1, got {area_range}")
+        if not 0 < aspect_range[0] <= aspect_range[1]:
+            raise ValueError(f"aspect_range must satisfy 0 < low <= high, got {aspect_range}")
+        self.size, self.area_range, self.aspect_range = size, area_range, aspect_range
+        self.flip = flip
+        self.augment = auto_augment(autoaugment)
         self.normalize = Normalize(normalization)
 
-    def forward(self, images: torch.Tensor) -> torch.Tensor:
-        augmented = self.augment(images.float() / 255.0).clamp(0.0, 1.0)
-        return self.normalize(augmented * 255.0)
+    def forward(
+        self, images: torch.Tensor, generator: torch.Generator | None = None
+    ) -> torch.Tensor:
+        count, _, height, width = images.shape
+        boxes = sample_crop_boxes(
+            count, height, width, self.area_range, self.aspect_range, generator=generator
+        )
+        flipped = torch.rand(count, generator=generator) < 0.5
+        if not self.flip:
+            flipped = torch.zeros_like(flipped)
+        resized = crop_flip_resize(images, boxes, flipped, self.size)
+        if isinstance(self.augment, AutoAugment):
+            truncated = resized.clamp(0, 255).to(torch.uint8)
+            resized = self.augment(truncated, generator=generator).float()
+        return self.normalize(resized)
+
+    def extra_repr(self) -> str:
+        return f"size={self.size}, area={self.area_range}, aspect={self.aspect_range}"
