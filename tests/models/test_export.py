@@ -1,48 +1,80 @@
-"""The released architecture works with channels_last, torch.export and torch.compile."""
+"""The released architecture (thin) under channels_last, torch.export and torch.compile."""
 
 from __future__ import annotations
 
+import copy
+
 import pytest
 import torch
+from torch import nn
 
-from assembled_lightning import create_model
+from assembled_lightning.models import create_model
+
+
+def thin_assemble_resnet50() -> nn.Module:
+    """Thin Assemble-ResNet-50 with random BN statistics and non-zero γ everywhere, so that every
+    residual branch (SK, blur-pool, BigLittleNet merges) contributes to the logits."""
+    torch.manual_seed(0)
+    model = create_model("assemble_resnet50", num_classes=1001, base_width=8)
+    with torch.no_grad():
+        for bn in model.modules():
+            if isinstance(bn, nn.BatchNorm2d):
+                bn.weight.uniform_(0.5, 1.5)
+                bn.bias.normal_(0.0, 0.2)
+                bn.running_mean.normal_(0.0, 0.2)
+                bn.running_var.uniform_(0.5, 1.5)
+    return model.eval()
 
 
 @pytest.fixture(scope="module")
-def model_and_input() -> tuple[torch.nn.Module, torch.Tensor]:
-    torch.manual_seed(0)
-    model = create_model("assemble_resnet50", num_classes=1001, base_width=8).eval()
-    return model, torch.randn(1, 3, 64, 64)
+def model() -> nn.Module:
+    return thin_assemble_resnet50()
 
 
-def test_channels_last_gives_the_same_logits(model_and_input) -> None:  # type: ignore[no-untyped-def]
-    model, images = model_and_input
+def image(seed: int = 1) -> torch.Tensor:
+    return torch.randn(1, 3, 64, 64, generator=torch.Generator().manual_seed(seed))
+
+
+@torch.no_grad()
+def test_channels_last_gives_the_same_logits(model: nn.Module) -> None:
+    x = image()
+    expected = model(x)
+    assert expected.shape == (1, 1001) and expected.std() > 0.01
+    channels_last = copy.deepcopy(model).to(memory_format=torch.channels_last)
+    assert channels_last.fc.weight.is_contiguous()
+    conv = channels_last.layer1.merge[0].conv2.conv
+    assert conv.weight.is_contiguous(memory_format=torch.channels_last)
+    out = channels_last(x.contiguous(memory_format=torch.channels_last))
+    assert (out - expected).abs().max().item() <= 1e-5
+
+
+def test_torch_export_matches_eager(model: nn.Module) -> None:
+    program = torch.export.export(model, (image(),))
+    exported = program.module()
     with torch.no_grad():
-        expected = model(images)
-        channels_last = model.to(memory_format=torch.channels_last)
-        out = channels_last(images.to(memory_format=torch.channels_last))
-        model.to(memory_format=torch.contiguous_format)
-    assert torch.allclose(out, expected, atol=1e-5)
+        for seed in (1, 2):  # a new input too: nothing was folded into constants
+            x = image(seed)
+            assert (exported(x) - model(x)).abs().max().item() <= 1e-5
+    # The exported graph has no state outside the program's state dict and constants.
+    assert set(model.state_dict()) <= set(program.state_dict) | set(program.constants)
 
 
-def test_torch_export_matches_eager(model_and_input) -> None:  # type: ignore[no-untyped-def]
-    model, images = model_and_input
-    program = torch.export.export(model, (images,))
+@pytest.mark.slow
+def test_torch_compile_matches_eager(model: nn.Module) -> None:
+    """Inductor on CPU: 42-69 s with a cold compile cache on the 2-core dev machine (6 s warm)."""
+    torch._dynamo.reset()
+    compiled = torch.compile(model)
     with torch.no_grad():
-        assert torch.allclose(program.module()(images), model(images), atol=1e-5)
-
-
-def test_torch_compile_matches_eager(model_and_input) -> None:  # type: ignore[no-untyped-def]
-    model, images = model_and_input
-    with torch.no_grad():
-        assert torch.allclose(torch.compile(model)(images), model(images), atol=1e-4)
+        for seed in (1, 2):
+            x = image(seed)
+            assert (compiled(x) - model(x)).abs().max().item() <= 1e-5
 
 
 def test_dropblock_schedule_does_not_recompile_a_compiled_model() -> None:
-    """keep_prob lives in a buffer: changing it per step must reuse the captured graph."""
+    """keep_prob lives in a tensor buffer: changing it every step reuses the captured graph."""
     graphs: list[torch.fx.GraphModule] = []
 
-    def counting_backend(graph: torch.fx.GraphModule, _: list[torch.Tensor]):  # type: ignore[no-untyped-def]
+    def counting_backend(graph: torch.fx.GraphModule, _inputs: list[torch.Tensor]):  # type: ignore[no-untyped-def]
         graphs.append(graph)
         return graph.forward
 
@@ -50,10 +82,11 @@ def test_dropblock_schedule_does_not_recompile_a_compiled_model() -> None:
     model = create_model(
         "assemble_resnet50", num_classes=10, base_width=8, block_counts=(2, 2, 2, 1)
     )
-    compiled = torch.compile(model.train(), backend=counting_backend)
-    images = torch.randn(2, 3, 64, 64)
+    model.train().set_dropblock_keep_prob(0.95)
+    compiled = torch.compile(model, backend=counting_backend)
+    x = torch.randn(2, 3, 64, 64)
     for keep_prob in (0.95, 0.9, 0.85):
         model.set_dropblock_keep_prob(keep_prob)
-        compiled(images).sum().backward()
+        compiled(x).sum().backward()
     assert len(graphs) == 1
     assert all(p.grad is not None for p in model.parameters())
