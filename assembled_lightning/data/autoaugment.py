@@ -515,10 +515,9 @@ class AutoAugment(nn.Module):
             negated = torch.rand(count, generator=generator, dtype=torch.float64) < 0.5
             ops = self.op_index[choice, stage]
             magnitude = self.magnitude[choice, stage]
-            for index, name in enumerate(self.op_names):
+            for index in ops[applied].unique().tolist():  # only the op kinds drawn
+                name = self.op_names[index]
                 chosen = (applied & (ops == index)).nonzero().flatten()
-                if not len(chosen):
-                    continue
                 value = magnitude[chosen]
                 if name in NEGATED:
                     value = torch.where(negated[chosen], -value, value)
