@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import argparse
 import ast
+import contextlib
 import logging
+import os
 import shutil
 import sys
 import warnings
@@ -149,15 +151,23 @@ def convert_tf_parser(subparsers: Any) -> None:
 def run_convert_tf(args: argparse.Namespace) -> int:
     from .weights.convert_tf import convert_tf_checkpoint
 
-    report = convert_tf_checkpoint(
-        args.checkpoint,
-        args.model,
-        args.out,
-        drop_background=args.drop_background,
-        overrides=dict(args.overrides),
-        preprocessing_type=args.preprocessing_type,
-        golden=args.golden,
-    )
+    try:
+        report = convert_tf_checkpoint(
+            args.checkpoint,
+            args.model,
+            args.out,
+            drop_background=args.drop_background,
+            overrides=dict(args.overrides),
+            preprocessing_type=args.preprocessing_type,
+            golden=args.golden,
+        )
+    except OSError as error:
+        raise output_error(
+            error,
+            args.out,
+            f"{args.out} holds no usable conversion: free space or fix the folder's permissions "
+            "(or pick another --out), then run the same command again",
+        ) from error
     print(report)
     print(f"wrote {args.out}")
     return 0
@@ -174,7 +184,10 @@ def extract_logits_parser(subparsers: Any) -> None:
         "write a memory-mapped teacher-logit store; an interrupted run resumes.",
     )
     parser.add_argument(
-        "--teacher", required=True, help="registered model name, or a pretrained folder"
+        "--teacher",
+        required=True,
+        help="registered model name, a pretrained folder, or a .ckpt written by `fit` (its "
+        "architecture and classes come from the checkpoint)",
     )
     parser.add_argument(
         "--teacher-weights",
@@ -199,23 +212,130 @@ def extract_logits_parser(subparsers: Any) -> None:
     parser.add_argument("--device", default="cpu", help="device of the teacher, e.g. cuda")
 
 
-def load_datamodule(path: str) -> Any:
-    """Instantiate ``class_path`` with ``init_args`` from a YAML file (LightningCLI's format)."""
-    import importlib
+def datamodule_classes() -> dict[str, type]:
+    """What a data YAML's ``class_path`` may name: the package's own DataModules, by short
+    name (``ImageNetDataModule``) or full path (``assembled_lightning.data.ImageNetDataModule``,
+    ``assembled_lightning.data.datamodules.ImageNetDataModule``). Nothing else is imported: a
+    YAML is data, and importing an arbitrary module already runs its code."""
+    import lightning as L
 
+    from . import data
+
+    classes: dict[str, type] = {}
+    for name in data.__all__:
+        if not name.endswith("DataModule") or name == "ImageDataModule":  # the abstract base
+            continue
+        data_class = getattr(data, name)
+        if isinstance(data_class, type) and issubclass(data_class, L.LightningDataModule):
+            for spelling in (name, f"{data.__name__}.{name}", f"{data_class.__module__}.{name}"):
+                classes[spelling] = data_class
+    return classes
+
+
+def load_datamodule(path: str) -> Any:
+    """Instantiate ``class_path`` with ``init_args`` from a YAML file (LightningCLI's format,
+    or a whole ``fit`` config with a ``data:`` section); only our DataModules are accepted."""
     import yaml
 
-    spec = yaml.safe_load(Path(path).read_text())
-    if "data" in spec and "class_path" not in spec:
-        spec = spec["data"]
-    class_path = spec.get("class_path", "")
-    module_name, _, class_name = class_path.rpartition(".")
-    module_name = module_name or "assembled_lightning.data.datamodules"
     try:
-        data_class = getattr(importlib.import_module(module_name), class_name)
-    except (ImportError, AttributeError, ValueError) as error:
-        raise ValueError(f"{path}: cannot import DataModule class_path {class_path!r}") from error
-    return data_class(**spec.get("init_args", {}))
+        spec = yaml.safe_load(Path(path).read_text())
+    except yaml.YAMLError as error:
+        raise ValueError(f"{path} is not valid YAML: {error}") from error
+    if isinstance(spec, dict) and "data" in spec and "class_path" not in spec:
+        spec = spec["data"]
+    if not isinstance(spec, dict):
+        raise ValueError(f"{path}: expected a mapping with class_path and init_args")
+    class_path, init_args = spec.get("class_path"), spec.get("init_args") or {}
+    classes = datamodule_classes()
+    if not isinstance(class_path, str) or class_path not in classes:
+        short_names = sorted(name for name in classes if "." not in name)
+        raise ValueError(
+            f"{path}: class_path {class_path!r} is not one of this package's DataModules. A "
+            "data YAML may name only these, by short name or full path (e.g. "
+            f"assembled_lightning.data.ImageNetDataModule): {', '.join(short_names)}. For a "
+            "DataModule of your own, call extract_teacher_logits / write_shards from Python"
+        )
+    if not isinstance(init_args, dict) or not all(isinstance(key, str) for key in init_args):
+        raise ValueError(f"{path}: init_args must map option names to values")
+    return classes[class_path](**init_args)
+
+
+def image_datamodule(path: str, command: str) -> Any:
+    """A DataModule that reads image files (``parse``, ``eval_dataset``) for ``command``."""
+    from .data.datamodules import ImageDataModule
+
+    data = load_datamodule(path)
+    if not isinstance(data, ImageDataModule):
+        raise CommandError(
+            f"{path}: {type(data).__name__} draws its images in memory; {command} needs a "
+            "DataModule that reads image files (ImageNetDataModule, Food101DataModule, ...)"
+        )
+    return data
+
+
+def output_error(error: OSError, out: str, advice: str) -> Exception:
+    """A failed write to ``out`` (full disk, read-only or missing folder) as a one-line error
+    that names the file and says what was kept; any other ``OSError`` (a missing input file)
+    is returned unchanged."""
+    failed = error.filename
+    target = Path(os.path.abspath(out))
+    if failed is None:
+        return error
+    failed_path = Path(os.path.abspath(os.fsdecode(failed)))
+    if not (failed_path.is_relative_to(target) or target.is_relative_to(failed_path)):
+        return error
+    return CommandError(f"cannot write {os.fsdecode(failed)}: {error.strerror or error}. {advice}")
+
+
+def teacher_from_checkpoint(path: Path, num_classes: int | None) -> Any:
+    """The model a ``fit`` checkpoint (Lightning ``.ckpt`` of ClassificationTask) evaluates
+    with: architecture, classes and overrides from its hyper-parameters, and its averaged
+    (EMA) weights when it kept them. Read with ``weights_only=True``: no code runs."""
+    import pathlib
+
+    import torch
+
+    from .weights.pretrained import build_model, load_pretrained_state
+
+    # a DataModule's hyper-parameters may hold paths; rebuilding one runs no code
+    paths: list[Any] = [pathlib.PosixPath, pathlib.WindowsPath, pathlib.PurePosixPath]
+    paths.append(pathlib.PureWindowsPath)
+    if hasattr(torch.serialization, "safe_globals"):
+        allowed: Any = torch.serialization.safe_globals(paths)
+    else:  # torch 2.4 has only the process-wide list
+        torch.serialization.add_safe_globals(paths)
+        allowed = contextlib.nullcontext()
+    try:
+        with allowed:
+            content = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as error:  # torch raises several types for damaged or foreign files
+        raise CommandError(f"cannot read checkpoint {path}: {error}") from error
+    hparams = content.get("hyper_parameters") if isinstance(content, dict) else None
+    state = content.get("state_dict") if isinstance(content, dict) else None
+    if (
+        not isinstance(hparams, dict)
+        or not isinstance(hparams.get("model"), str)
+        or not isinstance(hparams.get("num_classes"), int)
+        or not isinstance(state, dict)
+    ):
+        raise CommandError(
+            f"{path} is not a checkpoint of `{PROG} fit` (no hyper-parameters model and "
+            "num_classes): pass --teacher MODEL_NAME --teacher-weights "
+            f"{path} (plus --num-classes) instead"
+        )
+    if num_classes is not None and num_classes != hparams["num_classes"]:
+        raise CommandError(
+            f"--num-classes {num_classes} contradicts {path}, whose model has "
+            f"{hparams['num_classes']} classes; leave --num-classes out"
+        )
+    overrides = hparams.get("model_overrides") or {}
+    if not isinstance(overrides, dict):
+        raise CommandError(f"{path}: hyper-parameter model_overrides must be a mapping")
+    model = build_model(hparams["model"], num_classes=hparams["num_classes"], **overrides)
+    prefix = "ema.module." if any(key.startswith("ema.module.") for key in state) else "model."
+    weights = {key.removeprefix(prefix): v for key, v in state.items() if key.startswith(prefix)}
+    load_pretrained_state(model, weights, source=f"weights in checkpoint {path}")
+    return model
 
 
 def run_extract_logits(args: argparse.Namespace) -> int:
@@ -223,26 +343,37 @@ def run_extract_logits(args: argparse.Namespace) -> int:
     from .data.transforms import eval_transform
     from .weights.pretrained import build_model, from_pretrained
 
-    data = load_datamodule(args.data)
+    data = image_datamodule(args.data, "extract-logits")
     if Path(args.teacher).is_dir():
         teacher = from_pretrained(args.teacher)
+    elif Path(args.teacher).is_file() and args.teacher_weights is None:
+        teacher = teacher_from_checkpoint(Path(args.teacher), args.num_classes)
     else:
         options = {"num_classes": args.num_classes} if args.num_classes else {}
         teacher = build_model(args.teacher, weights=args.teacher_weights, **options)
     transform_name = args.transform or data.hparams.eval_type
     transform = eval_transform(transform_name, data.hparams.normalization)
     dataset = data.eval_dataset(args.split, transform)
-    out = extract_teacher_logits(
-        teacher,
-        dataset,
-        args.out,
-        teacher_name=f"{args.teacher} ({args.teacher_weights or 'as built'})",
-        transform_name=f"{transform_name}/{data.hparams.normalization}",
-        batch_size=args.batch_size,
-        num_workers=args.num_workers,
-        chunk_size=args.chunk_size,
-        device=args.device,
-    )
+    try:
+        out = extract_teacher_logits(
+            teacher,
+            dataset,
+            args.out,
+            teacher_name=f"{args.teacher} ({args.teacher_weights or 'as built'})",
+            transform_name=f"{transform_name}/{data.hparams.normalization}",
+            batch_size=args.batch_size,
+            num_workers=args.num_workers,
+            chunk_size=args.chunk_size,
+            device=args.device,
+        )
+    except OSError as error:
+        raise output_error(
+            error,
+            args.out,
+            f"The chunks already finished are kept in {args.out}: free space or fix the "
+            "folder's permissions (or pick another --out), then run the same command again "
+            "to resume",
+        ) from error
     print(f"wrote teacher logits of {len(dataset)} samples to {out}")
     return 0
 
@@ -262,16 +393,41 @@ def make_shards_parser(subparsers: Any) -> None:
     parser.add_argument("--out", required=True, help="output folder")
     parser.add_argument("--samples-per-shard", type=int, default=1000, help="samples per tar")
     parser.add_argument("--seed", type=int, default=0, help="seed of the sample permutation")
+    parser.add_argument(
+        "--skip-bad-images",
+        action="store_true",
+        help="skip (and count) files that do not decode as images instead of stopping",
+    )
 
 
 def run_make_shards(args: argparse.Namespace) -> int:
-    from .data.shards import write_shards
+    from .data.shards import read_index, write_shards
 
-    data = load_datamodule(args.data)
+    data = image_datamodule(args.data, "make-shards")
     samples, classes = data.parse(args.split or data.train_split)
-    out = write_shards(samples, classes, args.out, args.samples_per_shard, args.seed)
-    shards = -(-len(samples) // args.samples_per_shard)
-    print(f"wrote {len(samples)} samples in {shards} shards to {out}")
+    try:
+        out = write_shards(
+            samples,
+            classes,
+            args.out,
+            args.samples_per_shard,
+            args.seed,
+            root=data.root,
+            skip_bad_images=args.skip_bad_images,
+        )
+    except OSError as error:
+        raise output_error(
+            error,
+            args.out,
+            f"The shards written so far are in {args.out}, without an index.json (so nothing "
+            "reads them): free space or fix the folder's permissions (or pick another --out), "
+            "then run the same command again",
+        ) from error
+    index = read_index(out)
+    print(
+        f"wrote {index['num_samples']} samples in {len(index['shards'])} shards to {out}"
+        + (f" (skipped {index['num_skipped']} bad images)" if index["num_skipped"] else "")
+    )
     return 0
 
 
@@ -363,7 +519,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = top_level_parser().parse_args(arguments)  # --help, no or an unknown command: exits
     try:
         return COMMANDS[args.command][1](args)
-    except (CommandError, FileNotFoundError, KeyError, ValueError, RuntimeError, TypeError) as e:
+    except (CommandError, OSError, KeyError, ValueError, RuntimeError, TypeError) as e:
         return report_error(args.command, e)
 
 

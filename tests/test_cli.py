@@ -4,6 +4,7 @@ help text for every option of the task and the DataModules, no spurious warnings
 from __future__ import annotations
 
 import inspect
+import re
 import shutil
 import subprocess
 import sys
@@ -157,3 +158,5 @@ def test_console_script_prints_no_spurious_warning(tmp_path: Path) -> None:
     assert "fast_dev_run" in output
     for noise in ("Warning", "warn(", "not recommended to provide both", "Tip:"):
         assert noise not in output, output[-3000:]
+    warned = re.findall(r"^\S+\.py:\d+: .*$", output, flags=re.MULTILINE)  # warnings' format
+    assert not warned, warned

@@ -4,7 +4,9 @@ Layouts are the ones the data sets ship with, under the folder names torchvision
 create (``food-101``, ``stanford_cars``, ``flowers-102``, ``fgvc-aircraft-2013b``,
 ``oxford-iiit-pet``), so a root prepared by torchvision works here. We parse the split files
 ourselves so that decoding, sample ids and error messages are ours, and so that tests can fake
-the layouts (torchvision checks the md5 of some annotation files).
+the layouts (torchvision checks the md5 of some annotation files). Every path read from a split
+or annotation file goes through :func:`~.samples.listed_path`: an absolute path or a ``..`` in a
+listing is an error naming the listing, never a read outside the data set's folder.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ import csv
 import json
 from pathlib import Path
 
-from .samples import Sample, relative_id, require_files
+from .samples import Sample, listed_path, relative_id, require_files
 
 IMAGE_SUFFIXES = {".jpeg", ".jpg", ".png", ".bmp", ".webp"}
 Parsed = tuple[list[Sample], list[str]]
@@ -100,9 +102,21 @@ def parse_food101(root: Path, split: str) -> Parsed:
     )
     classes = (base / "meta" / "classes.txt").read_text().split()
     index = {name: i for i, name in enumerate(classes)}
-    listing = json.loads((base / "meta" / f"{split}.json").read_text())
+    listing_file = base / "meta" / f"{split}.json"
+    listing = json.loads(listing_file.read_text())
+    if not isinstance(listing, dict) or not all(
+        isinstance(items, list) and all(isinstance(item, str) for item in items)
+        for items in listing.values()
+    ):
+        raise ValueError(
+            f"{listing_file} must map each class to a list of image names, as Food-101 ships it"
+        )
     samples = [
-        Sample(base / "images" / f"{item}.jpg", index[name], f"images/{item}.jpg")
+        Sample(
+            listed_path(base / "images", f"{item}.jpg", listing_file),
+            index[name],
+            f"images/{item}.jpg",
+        )
         for name in classes
         for item in listing.get(name, [])
     ]
@@ -129,7 +143,11 @@ def parse_stanford_cars(root: Path, split: str) -> Parsed:
     ]
     rows = loadmat(base / annotations, squeeze_me=True)["annotations"]
     samples = [
-        Sample(base / images / str(row["fname"]), int(row["class"]) - 1, f"{images}/{row['fname']}")
+        Sample(
+            listed_path(base / images, str(row["fname"]), base / annotations),
+            int(row["class"]) - 1,
+            f"{images}/{row['fname']}",
+        )
         for row in rows
     ]
     return samples, classes
@@ -183,9 +201,8 @@ def parse_fgvc_aircraft(root: Path, split: str) -> Parsed:
     for line in (data / listing).read_text().splitlines():
         if line.strip():
             image, variant = line.strip().split(" ", 1)
-            samples.append(
-                Sample(data / "images" / f"{image}.jpg", index[variant], f"images/{image}.jpg")
-            )
+            path = listed_path(data / "images", f"{image}.jpg", data / listing)
+            samples.append(Sample(path, index[variant], f"images/{image}.jpg"))
     return samples, classes
 
 
@@ -198,13 +215,13 @@ def parse_oxford_pets(root: Path, split: str) -> Parsed:
         "  <root>/oxford-iiit-pet/images/<Breed_N>.jpg, annotations/{trainval,test}.txt",
     )
     samples, names = [], {}
-    for line in (base / "annotations" / f"{split}.txt").read_text().splitlines():
+    listing = base / "annotations" / f"{split}.txt"
+    for line in listing.read_text().splitlines():
         if line.strip() and not line.startswith("#"):
             image, label = line.split()[:2]
             names[int(label) - 1] = image.rsplit("_", 1)[0]
-            samples.append(
-                Sample(base / "images" / f"{image}.jpg", int(label) - 1, f"images/{image}.jpg")
-            )
+            path = listed_path(base / "images", f"{image}.jpg", listing)
+            samples.append(Sample(path, int(label) - 1, f"images/{image}.jpg"))
     return samples, [names.get(i, str(i)) for i in range(37)]
 
 
@@ -243,7 +260,11 @@ def parse_cub200(root: Path, split: str) -> Parsed:
         offset = wanted_classes.start - 1
         images = [i for i in sorted(paths) if int(labels[i]) in wanted_classes]
     samples = [
-        Sample(base / "images" / paths[i], int(labels[i]) - 1 - offset, f"images/{paths[i]}")
+        Sample(
+            listed_path(base / "images", paths[i], base / "images.txt"),
+            int(labels[i]) - 1 - offset,
+            f"images/{paths[i]}",
+        )
         for i in images
     ]
     return samples, [class_names[i] for i in wanted_classes]
@@ -259,8 +280,18 @@ def parse_stanford_online_products(root: Path, split: str) -> Parsed:
         [listing],
         "  <root>/Stanford_Online_Products/Ebay_{train,test}.txt, <super_class>_final/*.JPG",
     )
-    rows = [line.split() for line in (base / listing).read_text().splitlines()[1:] if line.strip()]
+    lines = (base / listing).read_text().splitlines()[1:]
+    rows = [line.split() for line in lines if line.strip()]
+    malformed = [row for row in rows if len(row) != 4 or not row[1].isdigit()]
+    if malformed:
+        raise ValueError(
+            f"{base / listing}: expected 'image_id class_id super_class_id path' on every line, "
+            f"got {' '.join(malformed[0])!r}; restore the file from the data set's download"
+        )
     class_ids = sorted({int(row[1]) for row in rows})
     index = {class_id: i for i, class_id in enumerate(class_ids)}
-    samples = [Sample(base / row[3], index[int(row[1])], row[3]) for row in rows]
+    samples = [
+        Sample(listed_path(base, row[3], base / listing), index[int(row[1])], row[3])
+        for row in rows
+    ]
     return samples, [str(c) for c in class_ids]

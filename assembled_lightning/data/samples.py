@@ -3,15 +3,18 @@
 Every data set parser produces :class:`Sample` s (path, label, stable id = the path relative to the
 data root). :class:`ImageDataset` decodes them with :func:`decode_image`; a bad file raises an
 error naming it, or — with ``skip_bad_images=True`` — is dropped from its batch with a warning
-and counted, so an epoch never dies on one broken JPEG and never trains on garbage.
+and counted, so an epoch never dies on one broken JPEG and never trains on garbage. Paths read
+from annotation files and listings go through :func:`listed_path`, which keeps them inside their
+data set's folder.
 """
 
 from __future__ import annotations
 
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PurePosixPath, PureWindowsPath
 from typing import Any, Protocol
 
 import torch
@@ -91,6 +94,40 @@ def collate_samples(items: list[dict[str, Any] | None]) -> Batch:
 
 def relative_id(path: Path, root: Path) -> str:
     return path.relative_to(root).as_posix()
+
+
+def listed_path(folder: Path, entry: str, listing: Path) -> Path:
+    """``folder / entry`` for a path read from an annotation file or listing, which must name a
+    file inside ``folder``: an absolute path or a ``..`` would make a crafted listing read (and
+    ``make-shards`` pack) any file on the machine. The check is on the text, not on resolved
+    links, so a data root whose folders are symbolic links to other disks keeps working."""
+    parts = PurePosixPath(entry).parts
+    if (
+        not entry
+        or "\0" in entry
+        or "\\" in entry
+        or entry.startswith("/")
+        or PureWindowsPath(entry).drive
+        or ".." in parts
+    ):
+        raise ValueError(
+            f"{listing} names {entry!r}, which is outside {folder} or not a plain relative "
+            "path: a listing may only name files inside its data set's folder (relative, "
+            "without '..'). Restore the listing from the data set's own download"
+        )
+    return folder / entry
+
+
+@contextmanager
+def naming_os_errors(path: Path) -> Iterator[None]:
+    """Give an ``OSError`` without a file name (a full disk reports ``ENOSPC`` on a write
+    without one) the name of the file being written, so that messages say which file failed."""
+    try:
+        yield
+    except OSError as error:
+        if error.filename is not None:
+            raise
+        raise OSError(error.errno, error.strerror or str(error), str(path)) from error
 
 
 def require_files(dataset: str, root: Path, expected: Sequence[str], layout: str) -> None:
