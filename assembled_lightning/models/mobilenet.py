@@ -16,6 +16,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .base import Backbone
+from .config import BN_MOMENTUM_HINT, bounded, validate_fields
 from .layers import DropBlock2d, SqueezeExcite
 
 # (output channels, stride) of the 13 depthwise-separable blocks (Howard et al. 2017, Table 1).
@@ -42,36 +43,24 @@ _DROPBLOCK_STAGE = {**dict.fromkeys(range(5, 11), 0), 11: 1, 12: 1}
 class MobileNetConfig:
     """Switches of (SE-)MobileNet-V1 (paper §4, Table 9)."""
 
-    num_classes: int = 1000
-    in_channels: int = 3
-    width_multiplier: float = 1.0
+    num_classes: int = bounded(1000, ge=0)
+    in_channels: int = bounded(3, ge=1)
+    width_multiplier: float = bounded(1.0, gt=0)
     """Channel multiplier α of MobileNet-V1; channels are rounded to multiples of 8."""
-    se_reduction: int | None = None
+    se_reduction: int | None = bounded(None, ge=1)
     """SE reduction after each pointwise conv; None disables SE (Table 9: r=16 and r=2)."""
     dropblock: bool = False
     """DropBlock after every BN of the 14×14 and 7×7 blocks (Table 9, M8)."""
-    dropblock_size: int = 7
-    dropblock_gamma_scales: tuple[float, float] = (0.25, 1.0)
+    dropblock_size: int = bounded(7, ge=1)
+    dropblock_gamma_scales: tuple[float, float] = bounded((0.25, 1.0), ge=0)
     """γ multipliers of the 14×14 and 7×7 stages, as the ResNets' stages 3 and 4."""
-    bn_eps: float = 1e-5
-    bn_momentum: float = 0.003
+    bn_eps: float = bounded(1e-5, gt=0)
+    bn_momentum: float = bounded(0.003, ge=0.0, le=0.5, hint=BN_MOMENTUM_HINT)
     """PyTorch convention (1 − the original's 0.997 decay)."""
     init: Literal["tf", "torchvision"] = "tf"
 
     def __post_init__(self) -> None:
-        if self.width_multiplier <= 0:
-            raise ValueError(f"width_multiplier must be > 0, got {self.width_multiplier}")
-        if self.se_reduction is not None and self.se_reduction < 1:
-            raise ValueError(f"se_reduction must be >= 1 or None, got {self.se_reduction}")
-        if self.num_classes < 0:
-            raise ValueError(f"num_classes must be >= 0, got {self.num_classes}")
-        if not 0.0 <= self.bn_momentum <= 0.5:
-            raise ValueError(
-                f"bn_momentum must be in [0, 0.5] in PyTorch's convention, got {self.bn_momentum}; "
-                "a value like 0.997 is TF's decay convention: use 1 - decay (e.g. 0.003)"
-            )
-        if len(self.dropblock_gamma_scales) != 2:
-            raise ValueError("dropblock_gamma_scales needs two values (14×14 and 7×7 stages)")
+        validate_fields(self)  # types, the allowed strings and the ranges declared above
 
     def channels(self, base: int) -> int:
         return max(8, int(base * self.width_multiplier + 4) // 8 * 8)
@@ -83,8 +72,6 @@ class MobileNetConfig:
             raise TypeError(
                 f"unknown MobileNetConfig field(s) {sorted(unknown)}; allowed: {allowed}"
             )
-        if isinstance(changes.get("dropblock_gamma_scales"), list):
-            changes["dropblock_gamma_scales"] = tuple(changes["dropblock_gamma_scales"])
         return dataclasses.replace(self, **changes)
 
 

@@ -171,5 +171,14 @@ def create_model(name: str, *, num_classes: int = 1000, **overrides: Any) -> nn.
 
     ``overrides`` are config fields (``base_width=8``, ``dropblock=True``, ...); an unknown field
     or an invalid combination raises a ``TypeError``/``ValueError`` that names what is allowed.
+    Pretrained weights come from ``assembled_lightning.weights.build_model`` or torch.hub.
     """
+    for keyword in ("pretrained", "weights"):
+        if keyword in overrides:
+            raise TypeError(
+                f"create_model builds a randomly initialised model and takes no {keyword}=; for "
+                "pretrained weights use assembled_lightning.weights.build_model"
+                f"({name!r}, weights='DEFAULT') (or a weights name, a converted folder, a .ckpt), "
+                f"or torch.hub.load(<repo>, {name!r}, weights='DEFAULT')"
+            )
     return get_model_entry(name).build(num_classes=num_classes, **overrides)

@@ -107,6 +107,13 @@ class ClassificationTask(L.LightningModule):
         super().__init__()
         self.save_hyperparameters()
         get_model_entry(model)  # an unknown name fails here, listing the known ones
+        for name, value in (
+            ("base_lr", base_lr),
+            ("weight_decay", weight_decay),
+            ("warmup_epochs", warmup_epochs),
+        ):
+            if not value >= 0:  # also NaN; SGD would take a negative decay per group silently
+                raise ValueError(f"{name} must be >= 0, got {value}")
         if not 0 <= label_smoothing < 1:
             raise ValueError(f"label_smoothing must be in [0, 1), got {label_smoothing}")
         if mixup_alpha < 0 or kd_weight < 0 or kd_temperature <= 0:

@@ -57,15 +57,26 @@ def download_file(
 
 
 def fetch_weights_file(weights: Weights, cache_dir: str | os.PathLike[str] | None = None) -> Path:
-    """Download (or find in the cache) a registered entry's file and verify its sha256."""
+    """Download (or find in the cache) a registered entry's file and verify its sha256.
+
+    An entry whose file is not uploaded is refused before any network access; a hosted entry
+    pins a commit and a sha256 (``Weights`` checks that on construction), so what is loaded is
+    exactly the file that was checked.
+    """
+    if not weights.hosted:
+        raise WeightsError(
+            f"weights {weights.name} are not uploaded yet, so there is nothing to download. "
+            "Convert the official TF checkpoint (linked from the clovaai/assembled-cnn README) "
+            f"yourself: `assembled-lightning convert-tf <checkpoint folder> --model "
+            f"{weights.model} --drop-background --out <folder>`, then pass weights='<folder>'."
+        )
+    assert weights.sha256 is not None  # Weights.__post_init__ requires it of hosted entries
     path = download_file(weights.hf_repo, weights.filename, weights.revision, cache_dir)
     verify_sha256(path, weights.sha256)
     return path
 
 
-def verify_sha256(path: Path, expected: str | None) -> None:
-    if expected is None:
-        return
+def verify_sha256(path: Path, expected: str) -> None:
     actual = sha256_of(path)
     if actual != expected.lower():
         raise WeightsError(

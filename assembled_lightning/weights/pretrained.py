@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import re
 import warnings
 from pathlib import Path
 from typing import Any, cast
@@ -62,16 +63,27 @@ def load_pretrained_state(
         for k in state
         if k in own and k not in skip and state[k].shape != own[k].shape
     )
-    if missing or unexpected or mismatched:
+    # load_state_dict would cast an int64 or bool tensor into a float parameter without a word
+    wrong_dtype = sorted(
+        f"{k}: file {str(state[k].dtype).removeprefix('torch.')} vs model "
+        f"{str(own[k].dtype).removeprefix('torch.')}"
+        for k in state
+        if k in own and state[k].is_floating_point() != own[k].is_floating_point()
+    )
+    if missing or unexpected or mismatched or wrong_dtype:
         lines = [f"{source} do not fit this model:"]
         for label, keys in (
             ("missing", missing),
             ("unexpected", unexpected),
             ("shape mismatch", mismatched),
+            ("dtype mismatch (float vs integer/bool: damaged, or not a weights file)", wrong_dtype),
         ):
             if keys:
                 lines.append(f"  {len(keys)} {label}: {', '.join(keys[:12])}")
-        lines.append("Check the model name and its overrides (base_width, depth, ...).")
+        if missing or unexpected or mismatched:
+            lines.append("Check the model name and its overrides (base_width, depth, ...).")
+        else:
+            lines.append("Save or convert the weights again from their source.")
         raise WeightsError("\n".join(lines))
     model.load_state_dict({k: v for k, v in state.items() if k not in skip}, strict=not skip)
 
@@ -140,25 +152,80 @@ def model_card(description: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
+_DESCRIPTION_KEYS = {"architecture", "family", "config", "meta"}
+
+
 def read_pretrained_folder(folder: Path) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
+    """``config.json`` (checked: see ``check_description``) and the tensors of a folder."""
     config_path = folder / CONFIG_FILE
     if not config_path.is_file():
         raise WeightsError(
             f"{folder} has no {CONFIG_FILE}: a pretrained folder is written by "
             "`assembled-lightning convert-tf` or `save_pretrained`"
         )
-    return json.loads(config_path.read_text()), read_safetensors(folder / WEIGHTS_FILE)
+    try:
+        description = json.loads(config_path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise WeightsError(
+            f"{config_path} is not valid JSON ({error}); write the folder again with "
+            "`save_pretrained` or `assembled-lightning convert-tf`"
+        ) from error
+    check_description(description, config_path)
+    return description, read_safetensors(folder / WEIGHTS_FILE)
+
+
+def check_description(description: Any, path: Path) -> None:
+    """A ``config.json`` holds exactly what ``save_pretrained`` writes, with valid config values:
+    an unknown key (a typo, or a newer writer's field) would otherwise be dropped silently."""
+
+    def fail(problem: str) -> WeightsError:
+        return WeightsError(f"{path}: {problem}")
+
+    if not isinstance(description, dict):
+        raise fail(f"expected a JSON object with keys {sorted(_DESCRIPTION_KEYS)}")
+    unknown = sorted(set(description) - _DESCRIPTION_KEYS)
+    if unknown:
+        raise fail(f"unknown key(s) {unknown}; allowed: {sorted(_DESCRIPTION_KEYS)}")
+    family = description.get("family")
+    if family not in _FAMILIES:
+        raise fail(f"unknown model family {family!r}; known: {sorted(_FAMILIES)}")
+    values = description.get("config")
+    if not isinstance(values, dict):
+        raise fail("'config' must be an object of config fields")
+    config_class = _FAMILIES[family][0]
+    fields = {f.name for f in dataclasses.fields(config_class)}
+    unknown = sorted(set(values) - fields)
+    if unknown:
+        raise fail(f"unknown {config_class.__name__} field(s) {unknown}; allowed: {sorted(fields)}")
+    if not isinstance(description.get("meta", {}), dict):
+        raise fail("'meta' must be an object")
+    try:
+        config_class().replace(**values)
+    except (TypeError, ValueError) as error:
+        raise fail(str(error)) from error
 
 
 def model_from_description(description: dict[str, Any], **overrides: Any) -> nn.Module:
-    family = description.get("family")
-    if family not in _FAMILIES:
-        raise WeightsError(f"config.json names an unknown model family {family!r}")
-    config_class, model_class = _FAMILIES[family]
-    fields = {f.name for f in dataclasses.fields(config_class)}
-    values = {k: v for k, v in description["config"].items() if k in fields}
-    config = config_class().replace(**{**values, **overrides})
+    """The model a checked ``config.json`` describes, with the caller's config overrides."""
+    config_class, model_class = _FAMILIES[description["family"]]
+    config = config_class().replace(**{**description["config"], **overrides})
     return model_class(config)
+
+
+_REPO_ID = re.compile(r"[A-Za-z0-9][\w.-]*(/[A-Za-z0-9][\w.-]*)?")
+
+
+def looks_like_a_path(source: str | os.PathLike[str]) -> bool:
+    """A folder the user means (absolute, ./, ../, ~, a Path, two or more '/') rather than a
+    Hugging Face repo id (``owner/name``)."""
+    text = os.fspath(source)
+    return (
+        not isinstance(source, str)
+        or text.startswith(("/", ".", "~"))
+        or text.count("/") > 1
+        or "\\" in text
+        or Path(text).exists()
+    )
 
 
 def from_pretrained(
@@ -170,8 +237,21 @@ def from_pretrained(
     **overrides: Any,
 ) -> nn.Module:
     """A model from a pretrained folder or Hugging Face repo id; ``num_classes`` swaps the head."""
-    folder = Path(source)
+    folder = Path(source).expanduser()
     if not folder.is_dir():
+        if looks_like_a_path(source):
+            problem = "is a file, not a folder" if folder.exists() else "does not exist"
+            raise WeightsError(
+                f"pretrained folder {os.fspath(source)} {problem}. Pass a folder written by "
+                "`save_pretrained` or `assembled-lightning convert-tf` (config.json + "
+                "model.safetensors), or a Hugging Face repo id 'owner/name'"
+            )
+        if not _REPO_ID.fullmatch(str(source)):
+            raise WeightsError(
+                f"{source!r} is not a folder, and not a Hugging Face repo id of the form "
+                "owner/name; pass a folder written by `save_pretrained` or "
+                "`assembled-lightning convert-tf`"
+            )
         config_path = download_file(str(source), CONFIG_FILE, revision, cache_dir)
         download_file(str(source), WEIGHTS_FILE, revision, cache_dir)
         folder = config_path.parent
@@ -266,7 +346,7 @@ def build_model(
     if resolved.model != name:
         raise WeightsError(f"weights {resolved.name} are for {resolved.model}, not {name}")
     kwargs.setdefault("num_classes", resolved.num_classes)
-    model = create_model(name, **{**resolved.config_overrides, **kwargs})
     state = read_safetensors(fetch_weights_file(resolved, cache_dir))
+    model = create_model(name, **{**resolved.config_overrides, **kwargs})
     load_pretrained_state(model, state, source=f"weights {resolved.name}")
     return model

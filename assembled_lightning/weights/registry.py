@@ -7,12 +7,16 @@ label offset of the original's 1001-way head, the paper's metrics, size and lice
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
 from torch import nn
 
 from ..data.transforms import eval_transform
+
+_COMMIT = re.compile(r"[0-9a-f]{40}")
+_SHA256 = re.compile(r"[0-9a-fA-F]{64}")
 
 
 @dataclass(frozen=True)
@@ -26,14 +30,37 @@ class Weights:
     hf_repo: str
     filename: str = "model.safetensors"
     revision: str = "main"
-    """A commit hash pins the file; a branch name follows the repository."""
+    """The commit (40 hex digits) the file is read at; required for a hosted entry, since a
+    branch name would follow whatever the repository holds next."""
     sha256: str | None = None
-    """Checksum of ``filename``; verified after download when set."""
+    """Checksum of ``filename`` (64 hex digits), verified after every download; required for a
+    hosted entry."""
     config_overrides: dict[str, Any] = field(default_factory=dict)
     meta: dict[str, Any] = field(default_factory=dict)
     """num_classes, label_offset, preprocessing_type, normalization, metrics (the paper's),
     num_params, gmacs (multiply-adds at eval_size, torch.utils.flop_counter), source, licence,
-    hosted (whether the file has been uploaded)."""
+    hosted (whether the file has been uploaded; an entry that does not say is hosted)."""
+
+    def __post_init__(self) -> None:
+        if not self.hosted:
+            return  # a placeholder: refused before any download (hub.fetch_weights_file)
+        if not _COMMIT.fullmatch(self.revision):
+            raise ValueError(
+                f"weights {self.name}: revision {self.revision!r} is not a 40-hex-digit commit; a "
+                "hosted entry must pin the commit of the upload its sha256 was taken from (a "
+                "branch such as 'main' can move), or set meta['hosted'] = False"
+            )
+        if self.sha256 is None or not _SHA256.fullmatch(self.sha256):
+            raise ValueError(
+                f"weights {self.name}: sha256 {self.sha256!r} is not 64 hex digits; a hosted "
+                f"entry must give the checksum of {self.filename} (e.g. `sha256sum "
+                f"{self.filename}` of the uploaded file), or set meta['hosted'] = False"
+            )
+
+    @property
+    def hosted(self) -> bool:
+        """Whether the file is published; unhosted entries are refused before any download."""
+        return bool(self.meta.get("hosted", True))
 
     @property
     def num_classes(self) -> int:

@@ -83,14 +83,13 @@ def test_offline_hub_download_loads_the_published_weights(hub) -> None:  # type:
     assert torch.equal(logits(model), logits(source))
 
 
-def test_pinned_branch_revision_resolves_through_refs(hub) -> None:  # type: ignore[no-untyped-def]
-    cache, source, entry = hub
+def test_a_branch_revision_is_refused_for_a_hosted_entry(hub) -> None:  # type: ignore[no-untyped-def]
+    """A branch follows the repository, so the sha256 could no longer match: pin a commit."""
+    _, _, entry = hub
     from dataclasses import replace
 
-    model = build_model(
-        "assemble_resnet50", weights=replace(entry, revision="main"), cache_dir=cache
-    )
-    assert torch.equal(logits(model), logits(source))
+    with pytest.raises(ValueError, match=r"revision 'main' is not a 40-hex-digit commit"):
+        replace(entry, revision="main")
 
 
 def test_wrong_checksum_is_refused(hub) -> None:  # type: ignore[no-untyped-def]
@@ -103,13 +102,12 @@ def test_wrong_checksum_is_refused(hub) -> None:  # type: ignore[no-untyped-def]
 
 def test_truncated_file_gives_a_clear_error(hub) -> None:  # type: ignore[no-untyped-def]
     cache, _, entry = hub
-    from dataclasses import replace
-
-    blob = next((cache / "models--org--thin" / "snapshots" / REVISION).glob("model.safetensors"))
+    snapshot = cache / "models--org--thin" / "snapshots" / REVISION
+    blob = snapshot / "model.safetensors"
     data = blob.read_bytes()
     blob.write_bytes(data[: len(data) // 2])
-    with pytest.raises(WeightsError, match="truncated or corrupt"):
-        build_model("assemble_resnet50", weights=replace(entry, sha256=None), cache_dir=cache)
+    with pytest.raises(WeightsError, match="truncated or corrupt"):  # a folder has no sha256
+        from_pretrained(snapshot)
     with pytest.raises(WeightsError, match="checksum mismatch"):
         build_model("assemble_resnet50", weights=entry, cache_dir=cache)
 
