@@ -74,14 +74,13 @@ def recipe_arguments(recipe: Path, tmp_path: Path, imagenet_weights: Path) -> li
             args.append(f"--data.init_args.teacher_logits={store}")
     elif recipe.parent.name == "finetune":
         root = FAKE_DATA[recipe.stem](tmp_path / "data")
-        # the fake fine-grained sets hold 3-4 training images: batches of 2, without mixup
+        # the fake fine-grained sets hold 3-4 training images: two passes of them per epoch
+        # (mixup 'halves') fill a batch of 4, mixed into 2
         args += [
             f"--data.init_args.root={root}",
             *TINY_DATA,
             "--data.init_args.eval_type=imagenet_64",
             f"--model.init_args.weights={imagenet_weights}",
-            "--data.init_args.batch_size=2",
-            "--model.init_args.mixup_alpha=0",
         ]
     return args
 

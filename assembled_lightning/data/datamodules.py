@@ -19,6 +19,7 @@ from torch.utils.data import DataLoader
 from . import datasets
 from .samples import Batch, ImageDataset, Sample, collate_samples
 from .shards import ShardedImageDataset
+from .stream import RepeatedPasses, TrainingStream, data_passes
 from .teacher_logits import TeacherLogitStore
 from .transforms import (
     AutoAugmentPolicy,
@@ -37,13 +38,19 @@ class ImageDataModule(L.LightningDataModule):
     to the device (``on_after_batch_transfer``, the same code as on the CPU); loader workers
     then only decode and resize, which helps when CPU cores are scarce next to a fast GPU.
 
+    Training batches follow the original's data stream (:mod:`.stream`): reshuffled passes cut
+    into full batches across epoch boundaries, two passes per epoch when the task mixes the
+    halves of each batch (mixup 'halves'), so ``max_epochs`` epochs take the original's
+    ``int(epochs · N / batch)`` optimizer steps and no image is dropped (:meth:`optimizer_steps`).
+
     Subclasses set ``train_split`` / ``eval_split`` and implement :meth:`parse`.
 
     Args:
         root: Folder holding the data set in its own layout (a missing one raises an error that
             shows the layout expected).
         batch_size: Images per batch and device. With ``mixup_type: halves`` the task mixes
-            each batch into one of half the size, as the original loads 2× its batch.
+            each batch into one of half the size, as the original loads 2× its batch, and an
+            epoch makes two passes over the data, as the original repeats it twice.
         num_workers: Loader worker processes (0: load in the main process).
         pin_memory: Pin host memory of batches for faster copies to a GPU.
         persistent_workers: Keep loader workers alive between epochs.
@@ -216,15 +223,36 @@ class ImageDataModule(L.LightningDataModule):
             )
         dataset.teacher_logits = store
 
+    def _training_stream(self) -> TrainingStream | None:
+        dataset = self.datasets.get("train")
+        if dataset is None:
+            self.setup("fit")
+            dataset = self.datasets["train"]
+        if not isinstance(dataset, ImageDataset):
+            return None
+        return TrainingStream.from_trainer(dataset, self.batch_size, self.trainer)
+
+    def optimizer_steps(self, epochs: float) -> int | None:
+        """Optimizer steps that ``epochs`` training epochs take on the attached trainer: the
+        original's ``int(epochs · N / batch)`` (N training images, batch = the global batch of
+        trained images), which ClassificationTask's warm-up, cosine and DropBlock schedules
+        span. None when streaming ``train_shards`` (whose loader Lightning measures)."""
+        stream = self._training_stream()
+        return stream.steps(epochs) if stream is not None else None
+
     def _loader(self, key: str, train: bool) -> DataLoader[Any]:
         if key not in self.datasets:
             self.setup("fit" if train else "validate")
-        dataset = self.datasets[key]
+        dataset: Any = self.datasets[key]
+        sampler = self._training_stream() if train else None
+        if sampler is not None:
+            sampler.refresh_every_epoch(self.trainer)
+        elif train and (passes := data_passes(self.trainer)) > 1:
+            dataset = RepeatedPasses(dataset, passes)
         return DataLoader(
             dataset,
             batch_size=self.batch_size,
-            shuffle=train and isinstance(dataset, ImageDataset),
-            drop_last=train,
+            sampler=sampler,
             num_workers=self.num_workers,
             pin_memory=self.pin_memory,
             persistent_workers=self.persistent_workers,

@@ -10,6 +10,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from .samples import collate_samples
+from .stream import TrainingStream
 from .transforms import ORIGINAL_MEAN_RGB
 
 SHAPES = ("disc", "square", "triangle", "cross", "ring", "stripes")
@@ -112,24 +113,37 @@ class SyntheticShapesDataModule(L.LightningDataModule):
             images, labels = draw_shapes(size, hp["image_size"], seed, hp["num_classes"])
             setattr(self, f"{name}_set", _TensorImages(images, labels, name))
 
-    def _loader(self, dataset: Dataset[dict[str, Any]], train: bool) -> DataLoader[Any]:
+    def _loader(
+        self, dataset: Dataset[dict[str, Any]], sampler: TrainingStream | None = None
+    ) -> DataLoader[Any]:
         return DataLoader(
             dataset,
             batch_size=self.batch_size,
-            shuffle=train,
-            drop_last=train,
+            sampler=sampler,
             num_workers=self.num_workers,
             collate_fn=collate_samples,
         )
 
+    def optimizer_steps(self, epochs: float) -> int:
+        """Optimizer steps of ``epochs`` training epochs on the attached trainer (the
+        original's ``int(epochs · N / batch)``, see :mod:`.stream`)."""
+        if not hasattr(self, "train_set"):
+            self.setup("fit")
+        return TrainingStream.from_trainer(self.train_set, self.batch_size, self.trainer).steps(
+            epochs
+        )
+
     def train_dataloader(self) -> DataLoader[Any]:
-        return self._loader(self.train_set, True)
+        """Full batches of the original's training stream (:mod:`.stream`)."""
+        stream = TrainingStream.from_trainer(self.train_set, self.batch_size, self.trainer)
+        stream.refresh_every_epoch(self.trainer)
+        return self._loader(self.train_set, stream)
 
     def val_dataloader(self) -> DataLoader[Any]:
-        return self._loader(self.val_set, False)
+        return self._loader(self.val_set)
 
     def test_dataloader(self) -> DataLoader[Any]:
-        return self._loader(self.val_set, False)
+        return self._loader(self.val_set)
 
     def predict_dataloader(self) -> DataLoader[Any]:
-        return self._loader(self.val_set, False)
+        return self._loader(self.val_set)

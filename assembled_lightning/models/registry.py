@@ -64,7 +64,12 @@ _BL = {"big_little": True, "stem": "conv7", "shortcut": "avg3"}
 _AA = {"anti_alias": ("sconv",), "anti_alias_filter_size": 3}
 
 _register("resnet50d", "E1 (Table 7): ResNet-D-50 (deep stem, avg-pool shortcut)", _R50D)
-_register("resnet50d_se", "E4-E5 (Table 7): R50D + SE (r=16)", _R50D.replace(se_reduction=16))
+_register("resnet50d_se", "E4 (Table 7): R50D + SE (r=16)", _R50D.replace(se_reduction=16))
+_register(
+    "resnet50d_se_dropblock",
+    "E5 (Table 7): R50D + SE (r=16) with DropBlock layers (LS + mixup + DropBlock row)",
+    _R50D.replace(se_reduction=16, dropblock=True),
+)
 _register(
     "resnet50d_sk",
     "E6-E8 (Table 7): R50D + SK (3×3, 2× channel, r=2) with DropBlock layers",
@@ -90,7 +95,10 @@ _register(
 )
 
 # Channel-attention rows (paper Table 2) and anti-alias rows (Table 3) on R50D. The row contents
-# are reconstructed from the paper's text and the original code's switches (see README).
+# are reconstructed from the paper's text and the original code's switches (see README). The
+# original's master code implements two anti-alias places, 'sconv' and 'proj'
+# (master:nets/resnet_model.py); its flag help names 'max' too, but no code reads it, so the
+# 'max' rows (A1, A4) are our reading of the paper, with no original code to compare with.
 _register("resnet50d_c1", "C1 (Table 2): R50D + SE (r=16)", _R50D.replace(se_reduction=16))
 _register(
     "resnet50d_c2",
@@ -115,7 +123,8 @@ _register(
 _R50D_SK = _R50D.replace(**_SK)
 _register(
     "resnet50d_sk_a1",
-    "A1 (Table 3): R50D + SK, anti-aliased stem max-pool (filter 3)",
+    "A1 (Table 3): R50D + SK, anti-aliased stem max-pool (filter 3); 'max' is not in the "
+    "original's code (only 'sconv' and 'proj' are)",
     _R50D_SK.replace(anti_alias=("max",)),
 )
 _register(
@@ -130,8 +139,16 @@ _register(
 )
 _register(
     "resnet50d_sk_a4",
-    "A4 (Table 3): R50D + SK, anti-aliased stem max-pool and strided conv (filter 3)",
+    "A4 (Table 3): R50D + SK, anti-aliased stem max-pool and strided conv (filter 3); 'max' is "
+    "not in the original's code (only 'sconv' and 'proj' are)",
     _R50D_SK.replace(anti_alias=("max", "sconv")),
+)
+_register(
+    "resnet50d_sk_proj",
+    "Table 3 (anti-alias 'proj', the original's other place): R50D stem + SK, blur (filter 3) "
+    "then 1×1 in each strided projection shortcut; as the original applies 'proj' only to its "
+    "plain strided-conv shortcut, not to ResNet-D's avg-pool one, the shortcut is 'conv'",
+    _R50D_SK.replace(shortcut="conv", anti_alias=("proj",)),
 )
 
 _register(

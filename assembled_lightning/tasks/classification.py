@@ -4,6 +4,9 @@ LR schedules per step, SGD with the original's weight-decay rule."""
 
 from __future__ import annotations
 
+import math
+import os
+import warnings
 from typing import Any
 
 import lightning as L
@@ -16,7 +19,14 @@ from torchmetrics.classification import MulticlassAccuracy, MulticlassCalibratio
 
 from ..models import get_model_entry
 from ..weights.pretrained import build_model
-from .losses import MixupType, distillation_loss, mixup, smooth, soft_cross_entropy
+from .losses import (
+    MixupType,
+    distillation_loss,
+    images_per_trained_image,
+    mixup,
+    smooth,
+    soft_cross_entropy,
+)
 from .schedules import linear_keep_prob, warmup_cosine
 
 
@@ -64,11 +74,15 @@ class ClassificationTask(L.LightningModule):
         nesterov: Nesterov momentum (the original does not use it).
         weight_decay: L2 weight decay of every trainable variable except BatchNorm's.
         decay_bias: Decay biases too, as the original does for the classifier bias.
-        warmup_epochs: Linear LR warm-up length in epochs, then cosine decay per step to 0.
-        label_smoothing: Label-smoothing ε (paper: 0.1); 0 turns it off.
+        warmup_epochs: Linear LR warm-up length in epochs, then cosine decay per step to 0
+            (the original's ``int(warmup_epochs · N / batch)`` steps, also under ``max_steps``).
+        label_smoothing: Label-smoothing ε (paper: 0.1); 0 turns it off. ε is spread over the
+            ``num_classes`` outputs; the original's ImageNet head has 1001 (a background class),
+            a difference of ε/1000 − ε/1001 ≈ 1e-7 per class (see ``losses.smooth``).
         mixup_alpha: Beta(α, α) of mixup (paper: 0.2); 0 turns mixup off.
         mixup_type: ``halves`` mixes the two halves of a double batch into one (the original's
-            type 1); ``keep_batch`` mixes the batch with its reverse (type 2).
+            type 1; an epoch then makes two passes over the data, as the original repeats it
+            twice); ``keep_batch`` mixes the batch with its reverse (type 2).
         kd_temperature: Softmax temperature of knowledge distillation (paper: 1).
         kd_weight: Weight of the distillation loss against stored ``teacher_logits`` in the
             batch (paper: 1 with KD); 0 turns KD off.
@@ -141,6 +155,7 @@ class ClassificationTask(L.LightningModule):
         )
         if self.ema is not None:  # averaged, never trained: keep it out of autograd and DDP
             self.ema.requires_grad_(False)
+        self._schedule: tuple[int, int] | None = None
         self.train_loss = MeanMetric()
         metrics: dict[str, Metric | MetricCollection] = {
             "top1": MulticlassAccuracy(num_classes, top_k=1)
@@ -163,28 +178,103 @@ class ClassificationTask(L.LightningModule):
         if self.ema is not None:
             self.ema.update_parameters(self.model)
 
+    @property
+    def data_passes_per_epoch(self) -> int:
+        """Passes over the training data in one epoch: 2 with mixup 'halves', which mixes two
+        loaded images into one, as the original repeats its data twice; else 1. The package's
+        DataModules read it to build their training stream."""
+        return images_per_trained_image(self.hparams["mixup_alpha"], self.hparams["mixup_type"])
+
+    def setup(self, stage: str) -> None:
+        """Give every rank its own random stream (mixup λ, DropBlock masks, augmentation in the
+        main process): ``seed_everything`` seeds all processes alike, so each rank reseeds with
+        seed + rank (Lightning's global seed, else torch's initial seed): distinct per rank,
+        reproducible per run. A resumed run then restores the saved streams instead."""
+        if stage == "fit":
+            seed = int(os.environ.get("PL_GLOBAL_SEED", torch.initial_seed()))
+            torch.manual_seed(seed + self.global_rank)
+
+    def _gather_ranks(self, state: torch.Tensor) -> list[torch.Tensor]:
+        """``state`` of every rank, in rank order (a collective: every rank calls it)."""
+        if self.trainer.world_size == 1:
+            return [state]
+        strategy = self.trainer.strategy
+        gathered = strategy.all_gather(state.to(strategy.root_device)).cpu()
+        return [row.clone() for row in gathered]  # each its own storage, as set_rng_state needs
+
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        """Keep the random streams (DropBlock masks, mixup λ, shuffling) so that a resumed run
-        continues exactly as an uninterrupted one would."""
-        checkpoint["rng_states"] = {"torch": torch.get_rng_state()}
-        if torch.cuda.is_available():
-            checkpoint["rng_states"]["cuda"] = torch.cuda.get_rng_state_all()
+        """Keep every rank's random streams (DropBlock masks, mixup λ, flips) so that a resumed
+        run continues exactly as an uninterrupted one would. Lightning dumps a checkpoint on
+        every rank and rank 0 writes it, so the states are gathered here."""
+        device = self.trainer.strategy.root_device
+        states: dict[str, Any] = {"torch": self._gather_ranks(torch.get_rng_state())}
+        if device.type == "cuda":
+            states["cuda"] = self._gather_ranks(torch.cuda.get_rng_state(device))
+        checkpoint["rng_states"] = states
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        """Restore the random streams now, before any loader draws from them, and skip the
-        sanity check (already passed before the interruption), whose loaders would draw too."""
+        """Restore this rank's random streams now, before any loader draws from them, and skip
+        the sanity check (already passed before the interruption), whose loaders would draw
+        too. Loading weights without a trainer leaves the random state alone."""
+        if self._trainer is None:
+            return
+        self._trainer.num_sanity_val_steps = 0
         states = checkpoint.get("rng_states")
-        if states:
-            torch.set_rng_state(states["torch"])
-            if "cuda" in states and torch.cuda.is_available():
-                torch.cuda.set_rng_state_all(states["cuda"])
-        if self._trainer is not None:
-            self._trainer.num_sanity_val_steps = 0
+        if not states:
+            return
+        saved = states["torch"]
+        saved = [saved] if isinstance(saved, torch.Tensor) else saved  # one-process format
+        world_size, rank = self._trainer.world_size, self._trainer.global_rank
+        if len(saved) != world_size:
+            warnings.warn(
+                f"the checkpoint holds the random streams of {len(saved)} process(es), this run "
+                f"has {world_size}: each rank keeps its fresh seed + rank stream, so the run does "
+                "not continue exactly",
+                stacklevel=2,
+            )
+            return
+        torch.set_rng_state(saved[rank].clone())
+        device = self._trainer.strategy.root_device
+        if states.get("cuda") and device.type == "cuda":
+            torch.cuda.set_rng_state(states["cuda"][rank].clone(), device)
+
+    def schedule_steps(self) -> tuple[int, int]:
+        """(warm-up, total) optimizer steps of the LR and DropBlock schedules, as the original
+        (master:functions/model_fns.py): ``int(warmup_epochs · N / batch)`` and
+        ``int(max_epochs · N / batch)``, N training images, batch the global batch of trained
+        images. Counted by the DataModule's ``optimizer_steps`` where it has one (the package's
+        DataModules: the original's stream), else from Lightning's batches per epoch; a
+        ``max_steps`` reached first ends the schedule there, and under ``max_epochs=-1`` the
+        warm-up still counts epochs of data."""
+        trainer = self.trainer
+        counter = getattr(getattr(trainer, "datamodule", None), "optimizer_steps", None)
+
+        def steps(epochs: float) -> int:
+            count = counter(epochs) if callable(counter) else None
+            if count is not None:
+                return int(count)
+            trainer.fit_loop.setup_data()
+            batches = trainer.num_training_batches
+            if math.isinf(batches):
+                raise ValueError(
+                    "the training loader has no length: epochs cannot be counted in steps; "
+                    "set max_steps and warmup_epochs=0, or give the loader a length"
+                )
+            return int(epochs * math.ceil(batches / trainer.accumulate_grad_batches))
+
+        total = steps(trainer.max_epochs) if trainer.max_epochs not in (None, -1) else None
+        if trainer.max_steps != -1:
+            total = trainer.max_steps if total is None else min(total, trainer.max_steps)
+        if total is None:
+            raise ValueError("the LR and DropBlock schedules need trainer max_epochs or max_steps")
+        warmup = steps(self.hparams["warmup_epochs"]) if self.hparams["warmup_epochs"] else 0
+        return warmup, total
 
     def on_train_batch_start(self, batch: Any, batch_idx: int) -> None:
         start, end = self.hparams["dropblock_keep_prob"]
-        total = int(self.trainer.estimated_stepping_batches)
-        keep_prob = linear_keep_prob(self.global_step, total, start, end)
+        if self._schedule is None:
+            self._schedule = self.schedule_steps()
+        keep_prob = linear_keep_prob(self.global_step, self._schedule[1], start, end)
         self.model.set_dropblock_keep_prob(keep_prob)  # type: ignore[operator]
         self.log("train/keep_prob", keep_prob)
 
@@ -204,6 +294,9 @@ class ClassificationTask(L.LightningModule):
                 )
             teacher_probs = F.softmax(teacher.float() / hp["kd_temperature"], -1)
         if hp["mixup_alpha"] > 0:
+            if images.shape[0] % 2:  # e.g. a skipped bad image: the last one has no partner
+                images, one_hot = images[:-1], one_hot[:-1]
+                teacher_probs = teacher_probs[:-1] if teacher_probs is not None else None
             mixed = mixup(images, one_hot, teacher_probs, hp["mixup_alpha"], hp["mixup_type"])
             images, one_hot, teacher_probs = mixed.images, mixed.targets, mixed.teacher_probs
         logits = self(images)
@@ -217,16 +310,25 @@ class ClassificationTask(L.LightningModule):
     def training_step(self, batch: dict[str, Any], batch_idx: int) -> torch.Tensor:
         loss = self.training_loss(batch)
         self.train_loss(loss.detach())
-        self.log("train/loss", self.train_loss, prog_bar=True, on_step=True, on_epoch=True)
-        self.log("train/lr", self.trainer.optimizers[0].param_groups[0]["lr"])
+        size = len(batch["target"])  # the batch is a dict: tell Lightning its size
+        self.log(
+            "train/loss",
+            self.train_loss,
+            prog_bar=True,
+            on_step=True,
+            on_epoch=True,
+            batch_size=size,
+        )
+        self.log("train/lr", self.trainer.optimizers[0].param_groups[0]["lr"], batch_size=size)
         return loss
 
     def _evaluate(self, batch: dict[str, Any], metrics: MetricCollection, prefix: str) -> None:
         logits = self(batch["image"])
         loss = F.cross_entropy(logits.float(), batch["target"])
         metrics.update(logits.float(), batch["target"])
-        self.log(f"{prefix}/loss", loss, prog_bar=True)
-        self.log_dict(metrics, prog_bar=True)
+        size = len(batch["target"])  # the batch is a dict: tell Lightning its size
+        self.log(f"{prefix}/loss", loss, prog_bar=True, batch_size=size)
+        self.log_dict(metrics, prog_bar=True, batch_size=size)
 
     def validation_step(self, batch: dict[str, Any], batch_idx: int) -> None:
         self._evaluate(batch, self.val_metrics, "val")
@@ -243,8 +345,7 @@ class ClassificationTask(L.LightningModule):
         global batch counts mixed images, so 'halves' mixup halves the loaded batch."""
         datamodule = getattr(self.trainer, "datamodule", None)
         batch = getattr(datamodule, "batch_size", self.hparams["batch_denominator"])
-        if self.hparams["mixup_alpha"] > 0 and self.hparams["mixup_type"] == "halves":
-            batch //= 2  # the original loads 2× the batch and mixes it into one batch
+        batch //= self.data_passes_per_epoch  # 'halves': 2× the batch loaded, mixed into one
         global_batch = batch * self.trainer.world_size * self.trainer.accumulate_grad_batches
         return self.hparams["base_lr"] * global_batch / self.hparams["batch_denominator"]
 
@@ -256,9 +357,7 @@ class ClassificationTask(L.LightningModule):
             momentum=hp["momentum"],
             nesterov=hp["nesterov"],
         )
-        total = int(self.trainer.estimated_stepping_batches)
-        epochs = max(self.trainer.max_epochs or 1, 1)
-        warmup = int(hp["warmup_epochs"] * total / epochs)
+        warmup, total = self._schedule = self.schedule_steps()
         scheduler = torch.optim.lr_scheduler.LambdaLR(
             optimizer, lambda step: warmup_cosine(step, warmup, total)
         )

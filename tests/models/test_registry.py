@@ -25,12 +25,14 @@ PAPER_ROWS = [
     "resnet50",
     "resnet50d",
     "resnet50d_se",
+    "resnet50d_se_dropblock",
     "resnet50d_sk",
     "resnet50d_sk_bl",
     "assemble_resnet50",
     "assemble_resnet152",
     *(f"resnet50d_c{i}" for i in range(1, 6)),
     *(f"resnet50d_sk_a{i}" for i in range(1, 5)),
+    "resnet50d_sk_proj",
     "mobilenet_v1",
     "se_mobilenet_v1",
 ]
@@ -104,6 +106,40 @@ def test_registered_rows_set_the_paper_switches() -> None:
         entry = get_model_entry(name)
         big_little = getattr(entry.config, "big_little", False)
         assert entry.input_size == (256 if big_little else 224), name
+
+
+def test_e4_and_e5_differ_by_dropblock_only() -> None:
+    """Table 7: E4 = R50D + SE with LS + mixup, E5 = the same with DropBlock added."""
+    e4 = get_model_entry("resnet50d_se").config
+    e5 = get_model_entry("resnet50d_se_dropblock").config
+    assert isinstance(e4, ResNetConfig) and isinstance(e5, ResNetConfig)
+    assert "E4" in get_model_entry("resnet50d_se").description
+    assert "E5" in get_model_entry("resnet50d_se_dropblock").description
+    assert (e4.dropblock, e5.dropblock, e5.se_reduction) == (False, True, 16)
+    assert e5 == e4.replace(dropblock=True)
+    model = create_model("resnet50d_se_dropblock", base_width=8)
+    assert dropblock_scales(model) == {"layer3": {0.25}, "layer4": {1.0}}  # §1.7
+
+
+def test_anti_alias_rows_say_which_places_the_original_implements() -> None:
+    """master:nets/resnet_model.py reads only 'sconv' (after the strided 3×3) and 'proj'
+    (blur before the strided 1×1 of the plain projection shortcut); 'max' is never read."""
+    for name in list_models("resnet50d_sk_a*"):
+        config = get_model_entry(name).config
+        assert isinstance(config, ResNetConfig)
+        says_not_original = "not in the original" in get_model_entry(name).description
+        assert says_not_original == ("max" in config.anti_alias), name
+    proj = get_model_entry("resnet50d_sk_proj").config
+    assert isinstance(proj, ResNetConfig)
+    assert (proj.anti_alias, proj.shortcut, proj.anti_alias_filter_size) == (("proj",), "conv", 3)
+    model = create_model("resnet50d_sk_proj", base_width=8, block_counts=[1, 1, 1, 1])
+    blurs = [n for n, m in model.named_modules() if isinstance(m, BlurPool2d)]
+    assert blurs == [f"layer{i}.0.downsample.0" for i in (2, 3, 4)]  # the strided stages
+    for name in blurs:
+        shortcut = model.get_submodule(name.rsplit(".", 1)[0])
+        blur, conv = shortcut[0], shortcut[1]
+        assert (blur.filter_size, blur.stride) == (3, 2)
+        assert isinstance(conv, nn.Conv2d) and conv.kernel_size == (1, 1) and conv.stride == (1, 1)
 
 
 def test_overrides_accept_lists_and_a_single_anti_alias_place() -> None:

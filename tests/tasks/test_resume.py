@@ -50,7 +50,10 @@ def test_resumed_run_matches_uninterrupted_run(tmp_path: Path) -> None:
     run(tmp_path / "resumed", 4, f"--ckpt_path={checkpoint}")
     straight, resumed = final_metrics(tmp_path / "straight"), final_metrics(tmp_path / "resumed")
     resumed_rows = list(csv.DictReader(next((tmp_path / "resumed").rglob("metrics.csv")).open()))
-    assert min(int(row["step"]) for row in resumed_rows) == 7  # it went on from step 8 of 16
+    # it went on from step 8 of 16 (first logged at the end of epoch 2, step index 11) and
+    # repeated nothing of the first two epochs
+    assert min(int(row["step"]) for row in resumed_rows) == 11
+    assert min(int(row["epoch"]) for row in resumed_rows) == 2
     assert straight["epoch"] == resumed["epoch"] == "3"
     for key in ("val/top1", "val/loss", "val/ece"):
         assert float(straight[key]) == float(resumed[key]), key
