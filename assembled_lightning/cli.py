@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import argparse
 import ast
-import contextlib
 import logging
 import os
 import shutil
@@ -212,59 +211,12 @@ def extract_logits_parser(subparsers: Any) -> None:
     parser.add_argument("--device", default="cpu", help="device of the teacher, e.g. cuda")
 
 
-def datamodule_classes() -> dict[str, type]:
-    """What a data YAML's ``class_path`` may name: the package's own DataModules, by short
-    name (``ImageNetDataModule``) or full path (``assembled_lightning.data.ImageNetDataModule``,
-    ``assembled_lightning.data.datamodules.ImageNetDataModule``). Nothing else is imported: a
-    YAML is data, and importing an arbitrary module already runs its code."""
-    import lightning as L
-
-    from . import data
-
-    classes: dict[str, type] = {}
-    for name in data.__all__:
-        if not name.endswith("DataModule") or name == "ImageDataModule":  # the abstract base
-            continue
-        data_class = getattr(data, name)
-        if isinstance(data_class, type) and issubclass(data_class, L.LightningDataModule):
-            for spelling in (name, f"{data.__name__}.{name}", f"{data_class.__module__}.{name}"):
-                classes[spelling] = data_class
-    return classes
-
-
-def load_datamodule(path: str) -> Any:
-    """Instantiate ``class_path`` with ``init_args`` from a YAML file (LightningCLI's format,
-    or a whole ``fit`` config with a ``data:`` section); only our DataModules are accepted."""
-    import yaml
-
-    try:
-        spec = yaml.safe_load(Path(path).read_text())
-    except yaml.YAMLError as error:
-        raise ValueError(f"{path} is not valid YAML: {error}") from error
-    if isinstance(spec, dict) and "data" in spec and "class_path" not in spec:
-        spec = spec["data"]
-    if not isinstance(spec, dict):
-        raise ValueError(f"{path}: expected a mapping with class_path and init_args")
-    class_path, init_args = spec.get("class_path"), spec.get("init_args") or {}
-    classes = datamodule_classes()
-    if not isinstance(class_path, str) or class_path not in classes:
-        short_names = sorted(name for name in classes if "." not in name)
-        raise ValueError(
-            f"{path}: class_path {class_path!r} is not one of this package's DataModules. A "
-            "data YAML may name only these, by short name or full path (e.g. "
-            f"assembled_lightning.data.ImageNetDataModule): {', '.join(short_names)}. For a "
-            "DataModule of your own, call extract_teacher_logits / write_shards from Python"
-        )
-    if not isinstance(init_args, dict) or not all(isinstance(key, str) for key in init_args):
-        raise ValueError(f"{path}: init_args must map option names to values")
-    return classes[class_path](**init_args)
-
-
 def image_datamodule(path: str, command: str) -> Any:
     """A DataModule that reads image files (``parse``, ``eval_dataset``) for ``command``."""
+    from .data.datamodule_yaml import load_datamodule
     from .data.datamodules import ImageDataModule
 
-    data = load_datamodule(path)
+    data = load_datamodule(path)  # only our DataModules (data/datamodule_yaml.py)
     if not isinstance(data, ImageDataModule):
         raise CommandError(
             f"{path}: {type(data).__name__} draws its images in memory; {command} needs a "
@@ -287,67 +239,16 @@ def output_error(error: OSError, out: str, advice: str) -> Exception:
     return CommandError(f"cannot write {os.fsdecode(failed)}: {error.strerror or error}. {advice}")
 
 
-def teacher_from_checkpoint(path: Path, num_classes: int | None) -> Any:
-    """The model a ``fit`` checkpoint (Lightning ``.ckpt`` of ClassificationTask) evaluates
-    with: architecture, classes and overrides from its hyper-parameters, and its averaged
-    (EMA) weights when it kept them. Read with ``weights_only=True``: no code runs."""
-    import pathlib
-
-    import torch
-
-    from .weights.pretrained import build_model, load_pretrained_state
-
-    # a DataModule's hyper-parameters may hold paths; rebuilding one runs no code
-    paths: list[Any] = [pathlib.PosixPath, pathlib.WindowsPath, pathlib.PurePosixPath]
-    paths.append(pathlib.PureWindowsPath)
-    if hasattr(torch.serialization, "safe_globals"):
-        allowed: Any = torch.serialization.safe_globals(paths)
-    else:  # torch 2.4 has only the process-wide list
-        torch.serialization.add_safe_globals(paths)
-        allowed = contextlib.nullcontext()
-    try:
-        with allowed:
-            content = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as error:  # torch raises several types for damaged or foreign files
-        raise CommandError(f"cannot read checkpoint {path}: {error}") from error
-    hparams = content.get("hyper_parameters") if isinstance(content, dict) else None
-    state = content.get("state_dict") if isinstance(content, dict) else None
-    if (
-        not isinstance(hparams, dict)
-        or not isinstance(hparams.get("model"), str)
-        or not isinstance(hparams.get("num_classes"), int)
-        or not isinstance(state, dict)
-    ):
-        raise CommandError(
-            f"{path} is not a checkpoint of `{PROG} fit` (no hyper-parameters model and "
-            "num_classes): pass --teacher MODEL_NAME --teacher-weights "
-            f"{path} (plus --num-classes) instead"
-        )
-    if num_classes is not None and num_classes != hparams["num_classes"]:
-        raise CommandError(
-            f"--num-classes {num_classes} contradicts {path}, whose model has "
-            f"{hparams['num_classes']} classes; leave --num-classes out"
-        )
-    overrides = hparams.get("model_overrides") or {}
-    if not isinstance(overrides, dict):
-        raise CommandError(f"{path}: hyper-parameter model_overrides must be a mapping")
-    model = build_model(hparams["model"], num_classes=hparams["num_classes"], **overrides)
-    prefix = "ema.module." if any(key.startswith("ema.module.") for key in state) else "model."
-    weights = {key.removeprefix(prefix): v for key, v in state.items() if key.startswith(prefix)}
-    load_pretrained_state(model, weights, source=f"weights in checkpoint {path}")
-    return model
-
-
 def run_extract_logits(args: argparse.Namespace) -> int:
     from .data.teacher_logits import extract_teacher_logits
     from .data.transforms import eval_transform
-    from .weights.pretrained import build_model, from_pretrained
+    from .weights.pretrained import build_model, from_pretrained, model_from_task_checkpoint
 
     data = image_datamodule(args.data, "extract-logits")
     if Path(args.teacher).is_dir():
         teacher = from_pretrained(args.teacher)
     elif Path(args.teacher).is_file() and args.teacher_weights is None:
-        teacher = teacher_from_checkpoint(Path(args.teacher), args.num_classes)
+        teacher = model_from_task_checkpoint(args.teacher, args.num_classes)
     else:
         options = {"num_classes": args.num_classes} if args.num_classes else {}
         teacher = build_model(args.teacher, weights=args.teacher_weights, **options)

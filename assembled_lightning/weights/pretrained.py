@@ -7,9 +7,11 @@ A pretrained folder (local or a Hugging Face repo) holds ``model.safetensors``, 
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import os
+import pathlib
 import re
 import warnings
 from pathlib import Path
@@ -349,4 +351,52 @@ def build_model(
     state = read_safetensors(fetch_weights_file(resolved, cache_dir))
     model = create_model(name, **{**resolved.config_overrides, **kwargs})
     load_pretrained_state(model, state, source=f"weights {resolved.name}")
+    return model
+
+
+def model_from_task_checkpoint(
+    path: str | os.PathLike[str], num_classes: int | None = None
+) -> nn.Module:
+    """The model a ``fit`` checkpoint (Lightning ``.ckpt`` of ClassificationTask) evaluates
+    with: architecture, classes and overrides from its hyper-parameters, and its averaged
+    (EMA) weights when it kept them. Read with ``weights_only=True``: no code runs."""
+    path = Path(path)
+    # a DataModule's hyper-parameters may hold paths; rebuilding one runs no code
+    paths: list[Any] = [pathlib.PosixPath, pathlib.WindowsPath, pathlib.PurePosixPath]
+    paths.append(pathlib.PureWindowsPath)
+    if hasattr(torch.serialization, "safe_globals"):
+        allowed: Any = torch.serialization.safe_globals(paths)
+    else:  # torch 2.4 has only the process-wide list
+        torch.serialization.add_safe_globals(paths)
+        allowed = contextlib.nullcontext()
+    try:
+        with allowed:
+            content = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as error:  # torch raises several types for damaged or foreign files
+        raise WeightsError(f"cannot read checkpoint {path}: {error}") from error
+    hparams = content.get("hyper_parameters") if isinstance(content, dict) else None
+    state = content.get("state_dict") if isinstance(content, dict) else None
+    if (
+        not isinstance(hparams, dict)
+        or not isinstance(hparams.get("model"), str)
+        or not isinstance(hparams.get("num_classes"), int)
+        or not isinstance(state, dict)
+    ):
+        raise WeightsError(
+            f"{path} is not a checkpoint of `assembled-lightning fit` (no hyper-parameters "
+            "model and num_classes): pass --teacher MODEL_NAME --teacher-weights "
+            f"{path} (plus --num-classes) instead"
+        )
+    if num_classes is not None and num_classes != hparams["num_classes"]:
+        raise WeightsError(
+            f"--num-classes {num_classes} contradicts {path}, whose model has "
+            f"{hparams['num_classes']} classes; leave --num-classes out"
+        )
+    overrides = hparams.get("model_overrides") or {}
+    if not isinstance(overrides, dict):
+        raise WeightsError(f"{path}: hyper-parameter model_overrides must be a mapping")
+    model = build_model(hparams["model"], num_classes=hparams["num_classes"], **overrides)
+    prefix = "ema.module." if any(key.startswith("ema.module.") for key in state) else "model."
+    weights = {key.removeprefix(prefix): v for key, v in state.items() if key.startswith(prefix)}
+    load_pretrained_state(model, weights, source=f"weights in checkpoint {path}")
     return model

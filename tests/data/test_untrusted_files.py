@@ -15,8 +15,9 @@ import pytest
 import torch
 from scipy.io import savemat
 
-from assembled_lightning.cli import load_datamodule, main
+from assembled_lightning.cli import main
 from assembled_lightning.data import decode_image
+from assembled_lightning.data.datamodule_yaml import load_datamodule
 from assembled_lightning.data.datamodules import (
     CUB200DataModule,
     FGVCAircraftDataModule,
