@@ -1,12 +1,22 @@
 """LightningDataModules for ImageNet, the fine-grained sets, the retrieval sets and any folder.
 
 Each exposes ``num_classes``, its train/eval transforms and the usual loader settings; batches
-are dicts (``image``, ``target``, ``sample_id``, ``num_skipped``). Under DDP Lightning inserts
-the distributed sampler and seeds workers per rank (``seed_everything(..., workers=True)``).
+are dicts (``image``, ``target``, ``sample_id``, ``num_skipped``, ``skipped_files``). Under DDP
+Lightning inserts the distributed sampler and seeds workers per rank
+(``seed_everything(..., workers=True)``).
+
+Bad files (``skip_bad_images``): a bad training file is replaced by the next good one of the
+split, so batches stay full and even (mixup) and the stream keeps its step counts; a bad
+evaluation file is dropped from its batch, so that no image is scored twice and metrics cover
+the good files only (ClassificationTask steps over a batch left empty). ClassificationTask logs
+the counts per epoch (``train/skipped_images``, ``val/skipped_images``, summed over ranks); each
+process stops the run with an error naming the count, the fraction and examples once more than
+``max_bad_fraction`` of its share of a split turns out bad.
 """
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Callable
 from pathlib import Path
@@ -17,6 +27,7 @@ import torch
 from torch.utils.data import DataLoader
 
 from . import datasets
+from .bad_files import BadFileCounter
 from .samples import Batch, ImageDataset, Sample, collate_samples
 from .shards import ShardedImageDataset
 from .stream import RepeatedPasses, TrainingStream, data_passes
@@ -62,8 +73,12 @@ class ImageDataModule(L.LightningDataModule):
         autoaugment: AutoAugment policy of training images, applied to uint8 crops: ``none``,
             or one of the original's policies (``imagenet`` for ImageNet, the fine-tune policy
             for the fine-grained sets).
-        skip_bad_images: Drop images that fail to decode from their batch (warned and counted)
-            instead of stopping the run.
+        skip_bad_images: Skip bad files (that do not decode or cannot be read) with a warning
+            instead of stopping the run: training replaces each by the next good file of the
+            split, evaluation drops it from its batch; the counts are logged per epoch.
+        max_bad_fraction: With ``skip_bad_images``, stop with an error once more than this
+            fraction of a split's files (of this process's share of an epoch, at the least)
+            turns out bad: that many means a broken copy of the data, not a few bad files.
         teacher_logits: Folder of a teacher-logit store (``assembled-lightning
             extract-logits``); its logits ride along in training batches for distillation.
         augment_on_device: Crop, flip and AutoAugment training batches on the device
@@ -91,6 +106,7 @@ class ImageDataModule(L.LightningDataModule):
         normalization: Normalization = "original",
         autoaugment: AutoAugmentPolicy = "none",
         skip_bad_images: bool = False,
+        max_bad_fraction: float = 0.01,
         teacher_logits: str | os.PathLike[str] | None = None,
         augment_on_device: bool = False,
         train_shards: str | os.PathLike[str] | None = None,
@@ -124,7 +140,7 @@ class ImageDataModule(L.LightningDataModule):
         self.download = download
         self.train_shards = Path(train_shards) if train_shards else None
         self.shuffle_buffer = shuffle_buffer
-        self.skipped_images = 0
+        self.bad_files = BadFileCounter(max_bad_fraction)
         self.classes: list[str] = []
         self.datasets: dict[str, ImageDataset | ShardedImageDataset] = {}
 
@@ -158,7 +174,7 @@ class ImageDataModule(L.LightningDataModule):
         return len(self.classes)
 
     def _dataset(
-        self, split: str, transform: Callable[[torch.Tensor], torch.Tensor]
+        self, split: str, transform: Callable[[torch.Tensor], torch.Tensor], train: bool = False
     ) -> ImageDataset:
         samples, classes = self.parse(split)
         if not samples:
@@ -170,7 +186,7 @@ class ImageDataModule(L.LightningDataModule):
                 f"{type(self).__name__} expects {expected} classes but {self.root} has "
                 f"{len(classes)}: check the data root"
             )
-        return ImageDataset(samples, transform, self.skip_bad_images)
+        return ImageDataset(samples, transform, self.skip_bad_images, replace_bad_images=train)
 
     def eval_dataset(
         self,
@@ -199,7 +215,7 @@ class ImageDataModule(L.LightningDataModule):
             if self.train_shards is not None:
                 self.datasets["train"] = self._sharded_train_dataset(self.train_shards)
             else:
-                train = self._dataset(self.train_split, self.train_transform)
+                train = self._dataset(self.train_split, self.train_transform, train=True)
                 self._attach_teacher_logits(train)
                 self.datasets["train"] = train
         if "eval" not in self.datasets:
@@ -249,6 +265,11 @@ class ImageDataModule(L.LightningDataModule):
             sampler.refresh_every_epoch(self.trainer)
         elif train and (passes := data_passes(self.trainer)) > 1:
             dataset = RepeatedPasses(dataset, passes)
+        world_size = self.trainer.world_size if self.trainer is not None and not train else 1
+        self.bad_files.set_epoch_share(
+            "train" if train else "eval",
+            math.ceil(len(sampler if sampler is not None else dataset) / world_size),
+        )
         return DataLoader(
             dataset,
             batch_size=self.batch_size,
@@ -271,10 +292,19 @@ class ImageDataModule(L.LightningDataModule):
     def predict_dataloader(self) -> DataLoader[Any]:
         return self._loader("eval", train=False)
 
+    @property
+    def skipped_images(self) -> int:
+        """Bad files skipped by this process so far, training and evaluation together."""
+        return self.bad_files.total
+
     def on_after_batch_transfer(self, batch: Batch, dataloader_idx: int) -> Batch:
-        """Count skipped images; with ``augment_on_device`` augment the (uint8) training batch
-        on the device it now lives on."""
-        self.skipped_images += int(batch.get("num_skipped", 0))
+        """Count skipped images (and stop past ``max_bad_fraction``); with
+        ``augment_on_device`` augment the (uint8) training batch on the device it now lives
+        on."""
+        trainer = self.trainer
+        self.bad_files.count(
+            batch, "eval" if trainer is not None and not trainer.training else "train"
+        )
         image = batch["image"]
         if self.device_augmentation is not None and image.dtype == torch.uint8 and image.numel():
             batch["image"] = self.device_augmentation.to(image.device)(image)

@@ -7,22 +7,52 @@ ourselves so that decoding, sample ids and error messages are ours, and so that 
 the layouts (torchvision checks the md5 of some annotation files). Every path read from a split
 or annotation file goes through :func:`~.samples.listed_path`: an absolute path or a ``..`` in a
 listing is an error naming the listing, never a read outside the data set's folder.
+
+Folders of images (ImageFolder, ImageNet's class folders) list the files whose suffix is one of
+torchvision's ``IMG_EXTENSIONS`` (:data:`IMAGE_SUFFIXES`), so a tree gives the samples
+torchvision's ``ImageFolder`` gives; each file is decoded by content (a multi-page TIFF gives its
+first page). Other files that Pillow could read (``.gif``, which torchvision does not list either,
+``.jp2`` …) are left out with a warning that counts and names them: convert them to JPEG or PNG
+to use them. Entries with an image suffix that are no image files (a directory named ``x.jpg``)
+stay in the list and fail, or are skipped, as bad images.
 """
 
 from __future__ import annotations
 
 import csv
 import json
+import warnings
 from pathlib import Path
+
+from PIL import Image
 
 from .samples import Sample, listed_path, relative_id, require_files
 
-IMAGE_SUFFIXES = {".jpeg", ".jpg", ".png", ".bmp", ".webp"}
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".ppm", ".bmp", ".pgm", ".tif", ".tiff", ".webp"}
+"""torchvision's ``IMG_EXTENSIONS`` (compared in lower case)."""
 Parsed = tuple[list[Sample], list[str]]
 
 
-def _images_in(folder: Path) -> list[Path]:
-    return sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+def _images_in(folder: Path, left_out: list[Path]) -> list[Path]:
+    """The image files of ``folder``; files Pillow could read but with another suffix are
+    appended to ``left_out``."""
+    paths = sorted(folder.iterdir())
+    readable = {
+        suffix for suffix, kind in Image.registered_extensions().items() if kind in Image.OPEN
+    }
+    left_out += [p for p in paths if p.suffix.lower() in readable - IMAGE_SUFFIXES]
+    return [p for p in paths if p.suffix.lower() in IMAGE_SUFFIXES]
+
+
+def _warn_left_out(left_out: list[Path], where: Path) -> None:
+    if left_out:
+        warnings.warn(
+            f"{where}: left out {len(left_out)} file(s) whose suffix is not an image suffix of "
+            f"torchvision's ImageFolder ({', '.join(sorted(IMAGE_SUFFIXES))}), e.g. "
+            f"{', '.join(str(p) for p in left_out[:3])}; convert them to JPEG or PNG to use them",
+            UserWarning,
+            stacklevel=3,
+        )
 
 
 def parse_class_folders(root: Path, split_dir: Path, classes: list[str] | None = None) -> Parsed:
@@ -35,11 +65,13 @@ def parse_class_folders(root: Path, split_dir: Path, classes: list[str] | None =
             f"{split_dir} has class folders not in the training classes: {unknown[:5]}"
         )
     index = {name: i for i, name in enumerate(classes)}
+    left_out: list[Path] = []
     samples = [
         Sample(path, index[folder], relative_id(path, root))
         for folder in found
-        for path in _images_in(split_dir / folder)
+        for path in _images_in(split_dir / folder, left_out)
     ]
+    _warn_left_out(left_out, split_dir)
     return samples, classes
 
 
@@ -83,7 +115,9 @@ def parse_imagenet(root: Path, split: str, val_labels: Path | None = None) -> Pa
             f"{split_dir} is flat (no class folders): pass val_labels=<labels file>.\n"
             f"Expected layout:\n{IMAGENET_LAYOUT}"
         )
-    images = _images_in(split_dir)
+    left_out: list[Path] = []
+    images = _images_in(split_dir, left_out)
+    _warn_left_out(left_out, split_dir)
     wnids = _read_val_labels(Path(val_labels), images)
     classes = classes or sorted(set(wnids))
     index = {name: i for i, name in enumerate(classes)}

@@ -1,11 +1,18 @@
 """Image datasets as lists of samples, decoded robustly; the batch format of the package.
 
 Every data set parser produces :class:`Sample` s (path, label, stable id = the path relative to the
-data root). :class:`ImageDataset` decodes them with :func:`decode_image`; a bad file raises an
-error naming it, or — with ``skip_bad_images=True`` — is dropped from its batch with a warning
-and counted, so an epoch never dies on one broken JPEG and never trains on garbage. Paths read
-from annotation files and listings go through :func:`listed_path`, which keeps them inside their
-data set's folder.
+data root). :class:`ImageDataset` decodes them with :func:`decode_image`; a bad file (content
+that does not decode, a path that cannot be read: :func:`~.decode.is_bad_image_error`) raises
+an error naming it, or — with ``skip_bad_images=True`` — is skipped with a warning and counted,
+so an epoch never dies on one broken JPEG and never trains on garbage. Training sets replace a
+skipped sample by the next good one of the split (``replace_bad_images``), so batches stay full
+and even (mixup pairs their halves) and the training stream keeps its step counts; evaluation
+sets drop it from its batch instead, so that no image is scored twice (a batch may then be
+empty). Each batch says how many it skipped (``num_skipped``) and which (``skipped_files``),
+counted in the loader worker that met them, so counts from every worker and rank add up.
+
+Paths read from annotation files and listings go through :func:`listed_path`, which keeps them
+inside their data set's folder.
 """
 
 from __future__ import annotations
@@ -20,10 +27,11 @@ from typing import Any, Protocol
 import torch
 from torch.utils.data import Dataset, default_collate
 
-from .decode import ImageDecodeError, decode_image
+from .decode import ImageDecodeError, decode_image, is_bad_image_error
 
 Batch = dict[str, Any]
-"""``image`` [N, 3, H, W], ``target`` [N], ``sample_id`` list[str], ``num_skipped`` int, and
+"""``image`` [N, 3, H, W], ``target`` [N], ``sample_id`` list[str], ``num_skipped`` int (bad
+files skipped: replaced or dropped), ``skipped_files`` list[str] (their paths), and
 ``teacher_logits`` [N, C] when a teacher-logit store is attached."""
 
 
@@ -41,8 +49,13 @@ class Sample:
     """Stable id (relative path): keys teacher logits and retrieval results."""
 
 
-class ImageDataset(Dataset[dict[str, Any] | None]):
-    """Decoded, transformed samples as dicts; ``None`` for a skipped bad image."""
+class ImageDataset(Dataset[dict[str, Any]]):
+    """Decoded, transformed samples as dicts.
+
+    A skipped bad file gives the next good sample of the list (wrapping around) when
+    ``replace_bad_images`` is set, the bad file's path under ``skipped``; otherwise an item
+    with only ``skipped``, which :func:`collate_samples` drops from its batch.
+    """
 
     def __init__(
         self,
@@ -50,29 +63,60 @@ class ImageDataset(Dataset[dict[str, Any] | None]):
         transform: Callable[[torch.Tensor], torch.Tensor] | None = None,
         skip_bad_images: bool = False,
         teacher_logits: LogitLookup | None = None,
+        replace_bad_images: bool = False,
     ) -> None:
         self.samples = list(samples)
         self.transform = transform
         self.skip_bad_images = skip_bad_images
         self.teacher_logits = teacher_logits
+        self.replace_bad_images = replace_bad_images
 
     def __len__(self) -> int:
         return len(self.samples)
 
-    def __getitem__(self, index: int) -> dict[str, Any] | None:
-        sample = self.samples[index]
+    def _decode(self, sample: Sample) -> torch.Tensor | Exception:
+        """The image, or the error of a bad file when skipping (other errors propagate)."""
         try:
-            image = decode_image(sample.path)
-        except (ImageDecodeError, FileNotFoundError) as error:
-            if not self.skip_bad_images:
+            return decode_image(sample.path)
+        except (ImageDecodeError, OSError) as error:
+            if not self.skip_bad_images or not is_bad_image_error(error):
                 raise
-            warnings.warn(f"skipping bad image: {error}", RuntimeWarning, stacklevel=2)
-            return None
+            return error
+
+    def __getitem__(self, index: int) -> dict[str, Any]:
+        sample = self.samples[index]
+        image = self._decode(sample)
+        if not isinstance(image, Exception):
+            return self._item(sample, image, [])
+        skipped = [str(sample.path)]
+        if not self.replace_bad_images:
+            warnings.warn(f"skipping bad image: {image}", RuntimeWarning, stacklevel=2)
+            return {"skipped": skipped}
+        # the next good sample; bad ones on the way are counted where they are drawn themselves
+        for offset in range(1, len(self.samples)):
+            candidate = self.samples[(index + offset) % len(self.samples)]
+            replacement = self._decode(candidate)
+            if not isinstance(replacement, Exception):
+                warnings.warn(
+                    f"skipping bad image (replaced by the next good one, {candidate.path}): "
+                    f"{image}",
+                    RuntimeWarning,
+                    stacklevel=2,
+                )
+                return self._item(candidate, replacement, skipped)
+        raise ImageDecodeError(
+            f"all {len(self.samples)} images of the data set are bad, e.g. {image}; check the "
+            "data root"
+        )
+
+    def _item(self, sample: Sample, image: torch.Tensor, skipped: list[str]) -> dict[str, Any]:
         if self.transform is not None:
             image = self.transform(image)
         item = {"image": image, "target": sample.label, "sample_id": sample.sample_id}
         if self.teacher_logits is not None:
             item["teacher_logits"] = self.teacher_logits[sample.sample_id]
+        if skipped:
+            item["skipped"] = skipped
         return item
 
     @property
@@ -80,15 +124,19 @@ class ImageDataset(Dataset[dict[str, Any] | None]):
         return [sample.label for sample in self.samples]
 
 
-def collate_samples(items: list[dict[str, Any] | None]) -> Batch:
-    """Stack the good samples; ``num_skipped`` counts the bad ones dropped from this batch."""
-    good = [item for item in items if item is not None]
+def collate_samples(items: list[dict[str, Any]]) -> Batch:
+    """Stack the samples that have an image; ``num_skipped`` counts the bad files that were
+    skipped (replaced, or dropped from this batch), ``skipped_files`` names them. A batch whose
+    files were all dropped has no images (``image`` and ``target`` of length 0)."""
+    skipped = [path for item in items for path in item.get("skipped", ())]
+    good = [{k: v for k, v in item.items() if k != "skipped"} for item in items if "image" in item]
     batch: Batch = (
         default_collate(good)
         if good
         else {"image": torch.empty(0), "target": torch.empty(0, dtype=torch.long), "sample_id": []}
     )
-    batch["num_skipped"] = len(items) - len(good)
+    batch["num_skipped"] = len(skipped)
+    batch["skipped_files"] = skipped
     return batch
 
 

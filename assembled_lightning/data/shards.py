@@ -31,7 +31,7 @@ from typing import Any
 import torch
 from torch.utils.data import IterableDataset, get_worker_info
 
-from .decode import ImageDecodeError, decode_image
+from .decode import ImageDecodeError, decode_image, is_bad_image_error, read_image_file
 from .samples import LogitLookup, Sample, naming_os_errors
 
 INDEX_FILE = "index.json"
@@ -54,9 +54,11 @@ def _image_bytes(sample: Sample, root: Path | None, skip_bad_images: bool) -> by
             "shards hold only files of the data set; fix the listing that names it"
         )
     try:
-        data = sample.path.read_bytes()
+        data = read_image_file(sample.path)
         decode_image(data, name=str(sample.path))
-    except (ImageDecodeError, FileNotFoundError) as error:
+    except (ImageDecodeError, OSError) as error:
+        if not is_bad_image_error(error):
+            raise
         if not skip_bad_images:
             if isinstance(error, ImageDecodeError):
                 raise ImageDecodeError(
@@ -95,7 +97,8 @@ def write_shards(
     and across shards); ``seed=None`` keeps the given order.
 
     Every file must decode as an image before it is packed; ``skip_bad_images=True`` skips bad
-    or missing ones with a warning and records their number as ``num_skipped`` in the index.
+    ones (that do not decode or cannot be read) with a warning and records their number as
+    ``num_skipped`` in the index.
     With ``root``, a sample whose path lies outside it is an error. ``index.json`` is written
     last (atomically), so an interrupted run leaves no index that names unfinished shards.
     """
@@ -190,7 +193,9 @@ def read_index(folder: str | os.PathLike[str]) -> dict[str, Any]:
 class ShardedImageDataset(IterableDataset[dict[str, Any]]):
     """Streams samples from the shards, split across DDP ranks and loader workers, shuffled
     with a buffer; each rank yields ``num_samples // world_size`` samples per epoch so that all
-    ranks run the same number of steps."""
+    ranks run the same number of steps. With ``skip_bad_images`` a record that does not decode
+    is replaced by the next good one of the stream, which carries its name under ``skipped``
+    (counted in the batch's ``num_skipped``), so batches stay full."""
 
     def __init__(
         self,
@@ -210,7 +215,7 @@ class ShardedImageDataset(IterableDataset[dict[str, Any]]):
         self.skip_bad_images = skip_bad_images
         self.samples_per_rank = self.index["num_samples"] // max(world_size, 1)
 
-    def _pipeline(self, limit: int) -> Any:
+    def _pipeline(self) -> Any:
         try:
             import webdataset as wds
         except ImportError as error:
@@ -227,9 +232,9 @@ class ShardedImageDataset(IterableDataset[dict[str, Any]]):
         )
         if self.shuffle_buffer:
             dataset = dataset.shuffle(self.shuffle_buffer)
-        return dataset.map(self._decode).select(lambda item: item is not None).with_epoch(limit)
+        return dataset.map(self._decode).repeat()  # endless: __iter__ takes this epoch's share
 
-    def _decode(self, record: dict[str, Any]) -> dict[str, Any] | None:
+    def _decode(self, record: dict[str, Any]) -> dict[str, Any]:
         sample_id = record["id"].decode()
         try:
             image = decode_image(record["img"], name=f"{record['__url__']}:{sample_id}")
@@ -237,7 +242,7 @@ class ShardedImageDataset(IterableDataset[dict[str, Any]]):
             if not self.skip_bad_images:
                 raise
             warnings.warn(f"skipping bad image: {error}", RuntimeWarning, stacklevel=2)
-            return None
+            return {"skipped": [f"{record['__url__']}:{sample_id}"]}
         item = {
             "image": self.transform(image) if self.transform else image,
             "target": int(record["cls"]),
@@ -252,7 +257,28 @@ class ShardedImageDataset(IterableDataset[dict[str, Any]]):
         ``world_size × num_workers`` shards, or some workers have none)."""
         worker = get_worker_info()
         workers = worker.num_workers if worker is not None else 1
-        return iter(self._pipeline(self.samples_per_rank // workers))
+        limit = self.samples_per_rank // workers
+        return self._good_items(iter(self._pipeline()), limit) if limit else iter([])
+
+    def _good_items(self, records: Iterator[dict[str, Any]], limit: int) -> Iterator[Any]:
+        """``limit`` decoded items; each skipped record is handed on to the next good one."""
+        skipped: list[str] = []
+        produced = 0
+        for item in records:
+            if "image" not in item:
+                skipped += item["skipped"]
+                if len(skipped) > self.index["num_samples"]:  # a whole pass without one image
+                    raise ImageDecodeError(
+                        f"no image of the shards in {self.folder} decodes (e.g. {skipped[0]}); "
+                        "write the shards again with `assembled-lightning make-shards`"
+                    )
+                continue
+            if skipped:
+                item["skipped"], skipped = skipped, []
+            yield item
+            produced += 1
+            if produced == limit:
+                return
 
     def __len__(self) -> int:
         return self.samples_per_rank

@@ -226,7 +226,7 @@ def extract_teacher_logits(
             _check_finished(out, manifest)
             return out
     else:
-        num_classes = int(teacher(dataset[0]["image"][None].to(device)).shape[1])  # type: ignore[index]
+        num_classes = int(teacher(dataset[0]["image"][None].to(device)).shape[1])
         _create_logits_file(logits_path, len(ids), num_classes)
         _write_json(out / IDS_FILE, ids)
         manifest = {

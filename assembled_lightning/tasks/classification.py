@@ -294,7 +294,7 @@ class ClassificationTask(L.LightningModule):
                 )
             teacher_probs = F.softmax(teacher.float() / hp["kd_temperature"], -1)
         if hp["mixup_alpha"] > 0:
-            if images.shape[0] % 2:  # e.g. a skipped bad image: the last one has no partner
+            if images.shape[0] % 2:  # a custom loader's odd batch: the last has no partner
                 images, one_hot = images[:-1], one_hot[:-1]
                 teacher_probs = teacher_probs[:-1] if teacher_probs is not None else None
             mixed = mixup(images, one_hot, teacher_probs, hp["mixup_alpha"], hp["mixup_type"])
@@ -307,7 +307,23 @@ class ClassificationTask(L.LightningModule):
             loss = loss + hp["kd_weight"] * kd
         return loss
 
+    def _log_skipped(self, batch: dict[str, Any], prefix: str) -> None:
+        """Bad files the DataModule skipped (``skip_bad_images``), summed over the epoch and
+        over ranks: each batch counts those its loader worker met."""
+        if "num_skipped" in batch:
+            skipped = float(batch["num_skipped"])
+            self.log(
+                f"{prefix}/skipped_images",
+                skipped,
+                reduce_fx="sum",
+                on_step=False,
+                on_epoch=True,
+                sync_dist=True,
+                batch_size=1,
+            )
+
     def training_step(self, batch: dict[str, Any], batch_idx: int) -> torch.Tensor:
+        self._log_skipped(batch, "train")
         loss = self.training_loss(batch)
         self.train_loss(loss.detach())
         size = len(batch["target"])  # the batch is a dict: tell Lightning its size
@@ -323,6 +339,9 @@ class ClassificationTask(L.LightningModule):
         return loss
 
     def _evaluate(self, batch: dict[str, Any], metrics: MetricCollection, prefix: str) -> None:
+        self._log_skipped(batch, prefix)
+        if not len(batch["target"]):  # every file of the batch was bad and dropped
+            return
         logits = self(batch["image"])
         loss = F.cross_entropy(logits.float(), batch["target"])
         metrics.update(logits.float(), batch["target"])
@@ -337,6 +356,8 @@ class ClassificationTask(L.LightningModule):
         self._evaluate(batch, self.test_metrics, "test")
 
     def predict_step(self, batch: dict[str, Any], batch_idx: int) -> torch.Tensor:
+        if not len(batch["target"]):  # every file of the batch was bad and dropped
+            return torch.empty(0, self.hparams["num_classes"], device=self.device)
         return self(batch["image"]).softmax(-1)
 
     @property

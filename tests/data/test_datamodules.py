@@ -160,12 +160,13 @@ def test_bad_images_raise_or_are_skipped_and_counted(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match=r"n01440764_0\.JPEG"):
         first_batch(strict)
     lenient = ImageNetDataModule(
-        root, num_classes=3, skip_bad_images=True, **{**TINY, "batch_size": 6}
+        root, num_classes=3, skip_bad_images=True, max_bad_fraction=0.5, **{**TINY, "batch_size": 6}
     )
     with pytest.warns(RuntimeWarning, match="skipping bad image"):
         batch = first_batch(lenient)
-    assert batch["image"].shape[0] == 5 and batch["num_skipped"] == 1
-    assert lenient.skipped_images == 1
+    # replaced by the next good training image: the batch stays full
+    assert batch["image"].shape[0] == 6 and batch["num_skipped"] == 1
+    assert batch["skipped_files"] == [str(bad)] and lenient.skipped_images == 1
 
 
 def test_bad_settings_are_rejected(tmp_path: Path) -> None:
