@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -39,6 +40,33 @@ def test_rgb_jpeg_is_pillows_default_decode(tmp_path: Path) -> None:
     assert decoded.shape == (3, 12, 10)
     assert np.array_equal(hwc(decoded), np.asarray(Image.open(path)))
     assert torch.equal(decode_image(str(path)), decoded)
+
+
+PHOTOS = Path(__file__).resolve().parents[2].parent / "shared/reference/tf/preprocessing"
+
+
+@pytest.mark.parametrize("mode", ["RGB", "L"])
+@pytest.mark.parametrize(
+    "options", [{}, {"progressive": True}, {"subsampling": 0}, {"quality": 30}], ids=str
+)
+def test_jpegs_decode_to_pillows_pixels_on_either_decoder(
+    mode: str, options: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Plain JPEGs take torchvision's libjpeg-turbo, others Pillow: the pixels must be Pillow's
+    (the original's INTEGER_ACCURATE decode) either way, with or without torchvision's IO."""
+    photos = sorted(PHOTOS.glob("*.jpg"))
+    if not photos:
+        pytest.fail(f"reference photos not found in {PHOTOS} (the shared/ folder)")
+    for photo in photos[:2]:
+        with Image.open(photo) as image:
+            buffer = io.BytesIO()
+            image.convert(mode).save(buffer, format="JPEG", **options)
+        data = buffer.getvalue()
+        expected = np.asarray(Image.open(io.BytesIO(data)).convert("RGB"))
+        assert np.array_equal(hwc(decode_image(data)), expected), photo.name
+        with monkeypatch.context() as patch:
+            patch.setitem(sys.modules, "torchvision.io", None)  # no image IO
+            assert np.array_equal(hwc(decode_image(data)), expected), photo.name
 
 
 def test_grayscale_kinds_become_three_equal_channels(tmp_path: Path) -> None:
