@@ -131,3 +131,43 @@ def test_extract_logits_command(tmp_path: Path, teacher: torch.nn.Module) -> Non
     store = TeacherLogitStore(out)
     assert len(store) == 6 and store.num_classes == 3
     assert "imagenet_16/original" in store.manifest["transform"]
+
+
+def test_logits_are_found_by_sample_id_in_a_store_of_another_order(
+    tmp_path: Path, teacher: torch.nn.Module
+) -> None:
+    """A store written in another order than the training set, from a superset of it (the
+    training images reversed, the validation images in between): every training batch still
+    carries teacher(its own image) — a lookup by position would hand out another image's row."""
+    root = fake_layouts.imagenet(tmp_path / "data")
+    data = ImageNetDataModule(root, **TINY)
+    train_samples = data.eval_dataset().samples
+    val_samples = data.eval_dataset(split=data.eval_split).samples
+    dataset = data.eval_dataset()
+    dataset.samples = [
+        sample for pair in zip(reversed(train_samples), val_samples, strict=True) for sample in pair
+    ]
+    store = extract_teacher_logits(
+        teacher, dataset, tmp_path / "store", teacher_name="t", transform_name="e", chunk_size=5
+    )
+    train_ids = [sample.sample_id for sample in train_samples]
+    rows = json.loads((store / "ids.json").read_text())
+    assert len(rows) == 12 and [rows.index(i) for i in train_ids] == [10, 8, 6, 4, 2, 0]
+
+    def direct(sample_id: str) -> torch.Tensor:
+        with torch.no_grad():
+            return teacher(data.eval_transform(decode_image(root / sample_id))[None])[0]
+
+    loaded = ImageNetDataModule(root, teacher_logits=store, **TINY)
+    seen = {}
+    for batch in loaded.train_dataloader():
+        for sample_id, logits in zip(batch["sample_id"], batch["teacher_logits"], strict=True):
+            seen[sample_id] = logits
+    assert sorted(seen) == sorted(train_ids)
+    for sample_id, logits in seen.items():
+        assert torch.allclose(logits, direct(sample_id), rtol=1e-5, atol=1e-4), sample_id
+    # The rows differ from image to image, so a wrong row could not pass by chance.
+    assert min((seen[a] - seen[b]).abs().max().item() for a in seen for b in seen if a != b) > 1e-3
+    reader = TeacherLogitStore(store)
+    for sample in val_samples:  # the ids outside the training set are right too
+        assert torch.allclose(reader[sample.sample_id], direct(sample.sample_id), atol=1e-4)

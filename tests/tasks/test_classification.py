@@ -108,7 +108,7 @@ def test_ema_tracks_the_weights_and_answers_in_eval(tmp_path) -> None:  # type: 
         base_lr=0.1,
         batch_denominator=16,
         warmup_epochs=0,
-        ema_decay=0.5,
+        ema_decay=0.9,
     )
     fit_on_cpu(task, data, tmp_path, epochs=1)
     assert task.ema is not None and int(task.ema.n_averaged) == 4  # one update per step
@@ -123,14 +123,41 @@ def test_ema_tracks_the_weights_and_answers_in_eval(tmp_path) -> None:  # type: 
         ClassificationTask("resnet18", num_classes=3, ema_decay=1.5)
 
 
-def test_training_loss_with_mixup_and_kd_equals_the_hand_computation() -> None:
+def test_ema_is_the_exponential_average_of_the_weights_after_each_step() -> None:
+    """e₁ = w₁, eₜ = d·eₜ₋₁ + (1 − d)·wₜ (torch.optim.swa_utils' EMA): after three steps
+    e₃ = d²·w₁ + d(1 − d)·w₂ + (1 − d)·w₃, for parameters and BN statistics alike. d = 0.9,
+    so a swap of d and 1 − d shows (it would not at d = 0.5)."""
+    decay = 0.9
+    task = ClassificationTask(
+        "resnet18", num_classes=4, model_overrides={"base_width": 8}, ema_decay=decay
+    )
+    assert task.ema is not None
+    keys = ["conv1.weight", "fc.bias", "bn1.running_mean"]
+    generator = torch.Generator().manual_seed(0)
+    snapshots = []
+    for _ in range(3):  # three optimizer steps, each ending in the task's batch-end hook
+        live = task.model.state_dict()  # shares storage with the model
+        for key in keys:
+            live[key].copy_(torch.randn(live[key].shape, generator=generator))
+        snapshots.append({key: task.model.state_dict()[key].clone() for key in keys})
+        task.on_train_batch_end(None, None, 0)
+    averaged = task.ema.module.state_dict()
+    for key in keys:
+        w1, w2, w3 = (snapshot[key] for snapshot in snapshots)
+        expected = decay**2 * w1 + decay * (1 - decay) * w2 + (1 - decay) * w3
+        assert torch.allclose(averaged[key], expected, atol=1e-6), key
+        assert not torch.allclose(averaged[key], w3, atol=1e-3)  # not simply the live weights
+
+
+@pytest.mark.parametrize("kd_weight", [1.0, 0.3])
+def test_training_loss_with_mixup_and_kd_equals_the_hand_computation(kd_weight: float) -> None:
     task = ClassificationTask(
         "resnet18",
         num_classes=3,
         model_overrides={"base_width": 8},
         label_smoothing=0.1,
         mixup_alpha=0.2,
-        kd_weight=1.0,
+        kd_weight=kd_weight,
         kd_temperature=2.0,
     )
     task.eval()  # BN in eval: the same network function for both computations
@@ -150,7 +177,8 @@ def test_training_loss_with_mixup_and_kd_equals_the_hand_computation() -> None:
     smoothed = mixed_targets * 0.9 + 0.1 / 3
     hard = -(smoothed * torch.log_softmax(logits, -1)).sum(-1).mean()
     soft = 4.0 * -(mixed_teacher * torch.log_softmax(logits / 2.0, -1)).sum(-1).mean()
-    assert loss.item() == pytest.approx((hard + soft).item(), rel=1e-5)
+    assert loss.item() == pytest.approx((hard + kd_weight * soft).item(), rel=1e-5)
+    assert abs(soft.item()) > 0.1  # the KD term is large enough for its weight to show
 
 
 def test_fine_tune_warm_start_can_drop_bn_statistics_as_the_original(tmp_path) -> None:  # type: ignore[no-untyped-def]
