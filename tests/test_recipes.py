@@ -44,10 +44,10 @@ TINY_DATA = [
 
 @pytest.fixture(scope="module")
 def imagenet_weights(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A pretrained folder standing in for the converted ImageNet weights of fine-tuning."""
+    """A (thin) pretrained folder standing in for the converted ImageNet weights of fine-tuning."""
     folder = tmp_path_factory.mktemp("converted")
     return save_pretrained(
-        create_model("assemble_resnet50"), folder, architecture="assemble_resnet50"
+        create_model("assemble_resnet50", base_width=8), folder, architecture="assemble_resnet50"
     )
 
 
@@ -60,6 +60,7 @@ def recipe_arguments(recipe: Path, tmp_path: Path, imagenet_weights: Path) -> li
             "--data.init_args.num_classes=3",
             *TINY_DATA,
             "--data.init_args.eval_type=imagenet_64",
+            "--model.init_args.model_overrides={base_width: 8}",  # thin: structure, not width
         ]
         if "kd_weight: 1.0" in recipe.read_text():
             data = ImageNetDataModule(root, num_classes=3, eval_type="imagenet_64")
