@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import argparse
 import ast
+import contextlib
 import logging
 import os
 import shutil
 import sys
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -150,7 +151,7 @@ def convert_tf_parser(subparsers: Any) -> None:
 def run_convert_tf(args: argparse.Namespace) -> int:
     from .weights.convert_tf import convert_tf_checkpoint
 
-    try:
+    with writing_to(args.out, f"{args.out} holds no usable conversion"):
         report = convert_tf_checkpoint(
             args.checkpoint,
             args.model,
@@ -160,13 +161,6 @@ def run_convert_tf(args: argparse.Namespace) -> int:
             preprocessing_type=args.preprocessing_type,
             golden=args.golden,
         )
-    except OSError as error:
-        raise output_error(
-            error,
-            args.out,
-            f"{args.out} holds no usable conversion: free space or fix the folder's permissions "
-            "(or pick another --out), then run the same command again",
-        ) from error
     print(report)
     print(f"wrote {args.out}")
     return 0
@@ -225,18 +219,26 @@ def image_datamodule(path: str, command: str) -> Any:
     return data
 
 
-def output_error(error: OSError, out: str, advice: str) -> Exception:
-    """A failed write to ``out`` (full disk, read-only or missing folder) as a one-line error
-    that names the file and says what was kept; any other ``OSError`` (a missing input file)
-    is returned unchanged."""
-    failed = error.filename
-    target = Path(os.path.abspath(out))
-    if failed is None:
-        return error
-    failed_path = Path(os.path.abspath(os.fsdecode(failed)))
-    if not (failed_path.is_relative_to(target) or target.is_relative_to(failed_path)):
-        return error
-    return CommandError(f"cannot write {os.fsdecode(failed)}: {error.strerror or error}. {advice}")
+@contextlib.contextmanager
+def writing_to(out: str, kept: str, then: str = "") -> Iterator[None]:
+    """Turn a failed write under ``out`` (full disk, read-only or missing folder) into a
+    one-line error that names the file, says what was ``kept`` and how to go on; any other
+    ``OSError`` (a missing input file) passes unchanged."""
+    try:
+        yield
+    except OSError as error:
+        failed = error.filename
+        if failed is None:
+            raise
+        failed_path = Path(os.path.abspath(os.fsdecode(failed)))
+        target = Path(os.path.abspath(out))
+        if not (failed_path.is_relative_to(target) or target.is_relative_to(failed_path)):
+            raise
+        raise CommandError(
+            f"cannot write {os.fsdecode(failed)}: {error.strerror or error}. {kept}: free space "
+            "or fix the folder's permissions (or pick another --out), then run the same command "
+            f"again{then}"
+        ) from error
 
 
 def run_extract_logits(args: argparse.Namespace) -> int:
@@ -255,7 +257,8 @@ def run_extract_logits(args: argparse.Namespace) -> int:
     transform_name = args.transform or data.hparams.eval_type
     transform = eval_transform(transform_name, data.hparams.normalization)
     dataset = data.eval_dataset(args.split, transform)
-    try:
+    kept = f"The chunks already finished are kept in {args.out}"
+    with writing_to(args.out, kept, then=" to resume"):
         out = extract_teacher_logits(
             teacher,
             dataset,
@@ -267,14 +270,6 @@ def run_extract_logits(args: argparse.Namespace) -> int:
             chunk_size=args.chunk_size,
             device=args.device,
         )
-    except OSError as error:
-        raise output_error(
-            error,
-            args.out,
-            f"The chunks already finished are kept in {args.out}: free space or fix the "
-            "folder's permissions (or pick another --out), then run the same command again "
-            "to resume",
-        ) from error
     print(f"wrote teacher logits of {len(dataset)} samples to {out}")
     return 0
 
@@ -306,7 +301,11 @@ def run_make_shards(args: argparse.Namespace) -> int:
 
     data = image_datamodule(args.data, "make-shards")
     samples, classes = data.parse(args.split or data.train_split)
-    try:
+    kept = (
+        f"The shards written so far are in {args.out}, without an index.json (so nothing "
+        "reads them)"
+    )
+    with writing_to(args.out, kept):
         out = write_shards(
             samples,
             classes,
@@ -316,14 +315,6 @@ def run_make_shards(args: argparse.Namespace) -> int:
             root=data.root,
             skip_bad_images=args.skip_bad_images,
         )
-    except OSError as error:
-        raise output_error(
-            error,
-            args.out,
-            f"The shards written so far are in {args.out}, without an index.json (so nothing "
-            "reads them): free space or fix the folder's permissions (or pick another --out), "
-            "then run the same command again",
-        ) from error
     index = read_index(out)
     print(
         f"wrote {index['num_samples']} samples in {len(index['shards'])} shards to {out}"
