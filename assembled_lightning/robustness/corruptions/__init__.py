@@ -1,0 +1,106 @@
+"""The 19 ImageNet-C corruptions (Hendrycks & Dietterich, ICLR 2019) as batched torch ops.
+
+``corrupt(images, name, severity)`` takes float N×3×H×W images in [0, 1] on any device and
+returns the same shape in [0, 1], every image of the batch with its own random draws (from
+``generator`` when given, so a run is reproducible). The severity constants are the reference
+generator's (``make_imagenet_c.py``, 224-px table); ``../docs`` or the README's "Robustness"
+section lists every corruption with its measured difference from the reference.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+
+from . import blur, digital, noise, weather  # noqa: F401  (each registers its corruptions)
+from .registry import Corruption, registered
+
+BENCHMARK_CORRUPTIONS: tuple[str, ...] = (
+    "gaussian_noise",
+    "shot_noise",
+    "impulse_noise",
+    "defocus_blur",
+    "glass_blur",
+    "motion_blur",
+    "zoom_blur",
+    "snow",
+    "frost",
+    "fog",
+    "brightness",
+    "contrast",
+    "elastic_transform",
+    "pixelate",
+    "jpeg_compression",
+)
+"""The 15 corruptions of the official ImageNet-C benchmark, in their usual order."""
+
+EXTRA_CORRUPTIONS: tuple[str, ...] = ("speckle_noise", "gaussian_blur", "spatter", "saturate")
+"""The 4 held-out ("validation") corruptions: not in the official mCE, in the paper's."""
+
+CORRUPTIONS: tuple[str, ...] = BENCHMARK_CORRUPTIONS + EXTRA_CORRUPTIONS
+SEVERITIES: tuple[int, ...] = (1, 2, 3, 4, 5)
+
+
+def get_corruption(name: str) -> Corruption:
+    """The registered corruption ``name``; an unknown name lists the known ones."""
+    try:
+        return registered()[name]
+    except KeyError:
+        raise ValueError(
+            f"unknown corruption {name!r}; choose one of: {', '.join(CORRUPTIONS)}"
+        ) from None
+
+
+def corrupt(
+    images: torch.Tensor,
+    name: str,
+    severity: int,
+    *,
+    generator: torch.Generator | None = None,
+    **inputs: Any,
+) -> torch.Tensor:
+    """Corrupt a batch: float N×3×H×W in [0, 1] → same shape and dtype, in [0, 1].
+
+    Args:
+        images: The batch (a single 3×H×W image is accepted too), on any device.
+        name: One of :data:`CORRUPTIONS`.
+        severity: 1 (mildest) … 5.
+        generator: Source of every random draw (on the images' device); None: torch's global
+            generator.
+        inputs: Pins of a corruption's random parts, e.g. ``plasma=`` (fog: H×W in [0, 1])
+            or ``texture=`` (frost: 3×H×W in [0, 1]); ``frost_textures=`` names a folder of
+            frost images.
+    """
+    corruption = get_corruption(name)
+    if isinstance(severity, bool) or severity not in SEVERITIES:
+        raise ValueError(f"severity must be one of 1, 2, 3, 4, 5, got {severity!r}")
+    unknown = set(inputs) - set(corruption.inputs)
+    if unknown:
+        accepted = ", ".join(corruption.inputs) or "none"
+        raise TypeError(f"{name} takes no input(s) {sorted(unknown)}; it accepts: {accepted}")
+    single = images.dim() == 3
+    batch = images.unsqueeze(0) if single else images
+    if batch.dim() != 4 or batch.shape[1] != 3:
+        raise ValueError(f"expected N×3×H×W (or 3×H×W) images, got shape {tuple(images.shape)}")
+    if not batch.is_floating_point():
+        raise TypeError(f"expected float images in [0, 1], got {batch.dtype}")
+    if generator is not None and generator.device != batch.device:
+        raise ValueError(
+            f"the generator is on {generator.device} but the images on {batch.device}: "
+            "make it with torch.Generator(device=images.device)"
+        )
+    work = batch if batch.dtype in (torch.float32, torch.float64) else batch.float()
+    out = corruption.apply(work, severity, generator, **inputs).clamp_(0, 1).to(batch.dtype)
+    return out.squeeze(0) if single else out
+
+
+__all__ = [
+    "BENCHMARK_CORRUPTIONS",
+    "CORRUPTIONS",
+    "EXTRA_CORRUPTIONS",
+    "SEVERITIES",
+    "Corruption",
+    "corrupt",
+    "get_corruption",
+]
