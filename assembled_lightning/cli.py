@@ -3,7 +3,8 @@
 LightningCLI subcommands ``fit``, ``validate``, ``test``, ``predict`` (``--config`` takes a
 shipped recipe's name or a YAML path), plus ``recipes`` (list, show or copy the shipped
 recipes), ``convert-tf`` (official TF checkpoint → pretrained folder), ``extract-logits``
-(teacher logits for distillation) and ``make-shards`` (WebDataset shards).
+(teacher logits for distillation), ``make-shards`` (WebDataset shards) and
+``make-imagenet-c`` (ImageNet-C's layout from a folder of images).
 """
 
 from __future__ import annotations
@@ -27,7 +28,8 @@ LIGHTNING_COMMANDS = {
     "fit": "train a model: --config RECIPE (a name from `recipes`, or a YAML path), then "
     "--trainer.* / --model.* / --data.* overrides",
     "validate": "evaluate a model on the validation split (--ckpt_path to load a checkpoint)",
-    "test": "evaluate a model on the test split (--ckpt_path to load a checkpoint)",
+    "test": "evaluate a model on the test split (--ckpt_path to load a checkpoint); with "
+    "RobustnessTask, on ImageNet-C / -P or corrupted data (--config imagenet_c)",
     "predict": "class probabilities for the prediction split (--ckpt_path to load a checkpoint)",
 }
 
@@ -323,6 +325,61 @@ def run_make_shards(args: argparse.Namespace) -> int:
     return 0
 
 
+# --------------------------------------------------------------------------- robustness
+
+
+def make_imagenet_c_parser(subparsers: Any) -> None:
+    parser = subparsers.add_parser(
+        "make-imagenet-c",
+        help="write ImageNet-C's layout from a folder of images (e.g. ImageNet's val/)",
+        description="As the reference generator: Resize(256) + CenterCrop(224), the "
+        "corruption, uint8 truncation, JPEG quality 85, into OUT/<corruption>/<severity>/...; "
+        "a rerun skips the files already written.",
+    )
+    parser.add_argument("source", help="folder of images (class folders <wnid>/*.JPEG kept)")
+    parser.add_argument("--out", required=True, help="output folder")
+    parser.add_argument("--corruptions", nargs="+", help="names (default: all 19)")
+    parser.add_argument(
+        "--severities", nargs="+", type=int, default=[1, 2, 3, 4, 5], help="(default: 1 … 5)"
+    )
+    parser.add_argument("--resize", type=int, default=256, help="shorter side (default 256)")
+    parser.add_argument("--crop", type=int, default=224, help="centre crop (default 224)")
+    parser.add_argument("--batch-size", type=int, default=32, help="images per batch")
+    parser.add_argument("--num-workers", type=int, default=2, help="loader processes")
+    parser.add_argument("--device", default="cpu", help="where to corrupt (cpu, cuda, ...)")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the random corruptions")
+    parser.add_argument(
+        "--frost-textures",
+        help="folder with the reference's frost1.png … frost5.jpg (default: the procedural frost)",
+    )
+
+
+def run_make_imagenet_c(args: argparse.Namespace) -> int:
+    from .robustness.generate import make_imagenet_c
+
+    kept = "Every image written so far is complete (partial files end in .partial)"
+    with writing_to(args.out, kept):
+        summary = make_imagenet_c(
+            args.source,
+            args.out,
+            args.corruptions,
+            args.severities,
+            resize=args.resize,
+            crop=args.crop,
+            batch_size=args.batch_size,
+            num_workers=args.num_workers,
+            device=args.device,
+            seed=args.seed,
+            frost_textures=args.frost_textures,
+        )
+    print(
+        f"{summary.images} images: wrote {summary.written} corrupted files to {args.out}"
+        + (f", kept {summary.already_there} already there" if summary.already_there else "")
+        + (f", skipped {len(summary.bad_images)} bad images" if summary.bad_images else "")
+    )
+    return 0
+
+
 # --------------------------------------------------------------------------- dispatch
 
 COMMANDS: dict[str, tuple[Callable[[Any], None], Callable[[argparse.Namespace], int]]] = {
@@ -330,6 +387,7 @@ COMMANDS: dict[str, tuple[Callable[[Any], None], Callable[[argparse.Namespace], 
     "convert-tf": (convert_tf_parser, run_convert_tf),
     "extract-logits": (extract_logits_parser, run_extract_logits),
     "make-shards": (make_shards_parser, run_make_shards),
+    "make-imagenet-c": (make_imagenet_c_parser, run_make_imagenet_c),
 }
 
 
@@ -368,7 +426,9 @@ def lightning_cli(args: list[str]) -> None:
 
     # imported for their subclasses, so that short class_path names resolve
     from .data import datamodules, synthetic  # noqa: F401
-    from .tasks import ClassificationTask
+    from .robustness import datamodules as robustness_data  # noqa: F401
+    from .robustness import imagenet_p, task  # noqa: F401
+    from .tasks import ClassificationTask  # noqa: F401
 
     silence_third_party_notices()
 
@@ -384,7 +444,7 @@ def lightning_cli(args: list[str]) -> None:
             self.config = parser.parse_args(args)
 
     AssembledCLI(
-        ClassificationTask,
+        L.LightningModule,  # ClassificationTask (fit) or RobustnessTask (test), by class_path
         L.LightningDataModule,
         subclass_mode_model=True,
         subclass_mode_data=True,

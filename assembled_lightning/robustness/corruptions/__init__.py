@@ -9,11 +9,13 @@ section lists every corruption with its measured difference from the reference.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import torch
 
-from . import blur, digital, noise, weather  # noqa: F401  (each registers its corruptions)
+# each module registers its corruptions
+from . import blur, color, digital, elastic, fog, frost, noise, snow, spatter  # noqa: F401
 from .registry import Corruption, registered
 
 BENCHMARK_CORRUPTIONS: tuple[str, ...] = (
@@ -50,6 +52,34 @@ def get_corruption(name: str) -> Corruption:
         raise ValueError(
             f"unknown corruption {name!r}; choose one of: {', '.join(CORRUPTIONS)}"
         ) from None
+
+
+def resolve_corruptions(names: Sequence[str] | None) -> list[str]:
+    """``names`` checked (a typo fails listing the known ones; no repeats); None: all 19."""
+    resolved = list(CORRUPTIONS if names is None else names)
+    for name in resolved:
+        get_corruption(name)
+    if len(set(resolved)) != len(resolved) or not resolved:
+        raise ValueError(f"corruptions must be distinct names, at least one, got {resolved}")
+    return resolved
+
+
+def resolve_severities(severities: Sequence[int]) -> list[int]:
+    """``severities`` checked: distinct values of 1..5, at least one."""
+    values = list(severities)
+    bad = [s for s in values if isinstance(s, bool) or s not in SEVERITIES]
+    if bad or not values or len(set(values)) != len(values):
+        raise ValueError(f"severities must be distinct values of 1..5, got {values}")
+    return values
+
+
+def quantize_like_release(images: torch.Tensor, jpeg_quality: int | None = None) -> torch.Tensor:
+    """Float [0, 1] → uint8 by truncation, as the reference saves (``np.uint8(x · 255)``), then
+    optionally a JPEG round trip at ``jpeg_quality`` (the released files: 85)."""
+    quantized = (images * 255).clamp_(0, 255).to(torch.uint8)
+    if jpeg_quality is None:
+        return quantized
+    return digital.jpeg_roundtrip(quantized, jpeg_quality)
 
 
 def corrupt(
@@ -103,4 +133,7 @@ __all__ = [
     "Corruption",
     "corrupt",
     "get_corruption",
+    "quantize_like_release",
+    "resolve_corruptions",
+    "resolve_severities",
 ]
