@@ -15,9 +15,10 @@ import torch.nn.functional as F
 from torch import nn
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from torchmetrics import MeanMetric, Metric, MetricCollection
-from torchmetrics.classification import MulticlassAccuracy, MulticlassCalibrationError
+from torchmetrics.classification import MulticlassAccuracy
 
 from ..models import get_model_entry
+from ..robustness.metrics import ExpectedCalibrationError
 from ..weights.pretrained import build_model
 from .losses import (
     MixupType,
@@ -162,7 +163,7 @@ class ClassificationTask(L.LightningModule):
         }
         if num_classes >= 5:
             metrics["top5"] = MulticlassAccuracy(num_classes, top_k=5)
-        metrics["ece"] = MulticlassCalibrationError(num_classes, n_bins=10, norm="l1")
+        metrics["ece"] = ExpectedCalibrationError(num_bins=10)  # the original's right-closed bins
         self.val_metrics = MetricCollection(metrics, prefix="val/")
         self.test_metrics = self.val_metrics.clone(prefix="test/")
 
