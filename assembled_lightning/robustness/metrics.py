@@ -382,9 +382,10 @@ class FlipProbability(Metric):
         cell = (p, difficulty - 1)
         top5 = None
         if predictions.is_floating_point() and predictions.dim() == 3:
-            # stable: ties go to the lower class index, like rankdata(-scores, 'ordinal')
-            top5 = predictions.argsort(dim=-1, descending=True, stable=True)[..., :5]
-            predictions = top5[..., 0]
+            if predictions.shape[-1] >= 5:  # fewer classes: no top-5 distance, only flips
+                # stable: ties go to the lower class index, like rankdata(-scores, 'ordinal')
+                top5 = predictions.argsort(dim=-1, descending=True, stable=True)[..., :5]
+            predictions = predictions.argmax(-1) if top5 is None else top5[..., 0]
         if predictions.dim() != 2 or predictions.is_floating_point():
             raise ValueError(
                 "predictions must be V×T class indices or V×T×C scores, got shape "

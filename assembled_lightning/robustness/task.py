@@ -131,12 +131,20 @@ class RobustnessTask(L.LightningModule):
         summary: dict[str, float | None] = {}
         rows: list[CorruptionRow] = []
         notes: list[str] = []
-        errors = self.corruption_error.compute()
-        if errors.errors or errors.clean_error is not None:
-            rows, summary, notes = self._corruption_summary(errors)
-            if int(self.clean_calibration.count.sum()):
+        # what any rank scored (a collective: a rank may have seen nothing of one kind)
+        local = torch.stack(
+            [
+                self.corruption_error.total.sum() + self.corruption_error.clean_total,
+                self.clean_calibration.count.sum(),
+                self.flip_probability.comparisons.sum(),
+            ]
+        )
+        images, clean, frame_pairs = self.trainer.strategy.reduce(local, reduce_op="sum").tolist()
+        if images:
+            rows, summary, notes = self._corruption_summary(self.corruption_error.compute())
+            if clean:
                 summary["ece_clean"] = float(self.clean_calibration.compute())
-        if int(self.flip_probability.comparisons.sum()):
+        if frame_pairs:
             summary.update(self._flip_summary(self.flip_probability.compute(), notes))
         self.log_dict(
             {f"test/{k}": v for k, v in summary.items() if v is not None}, rank_zero_only=True
