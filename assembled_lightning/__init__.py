@@ -6,6 +6,7 @@ from .models import (
     MobileNetV1,
     ResNetConfig,
     create_model,
+    fuse_for_inference,
     get_model_entry,
     list_models,
 )
@@ -19,6 +20,7 @@ __all__ = [
     "ResNetConfig",
     "__version__",
     "create_model",
+    "fuse_for_inference",
     "get_model_entry",
     "list_models",
 ]

@@ -2,6 +2,7 @@
 
 from .base import Backbone
 from .config import ResNetConfig
+from .fuse import fuse_for_inference
 from .layers import BlurPool2d, DropBlock2d, SelectiveKernel, SqueezeExcite, TFSameMaxPool2d
 from .mobilenet import MobileNetConfig, MobileNetV1
 from .registry import ModelEntry, create_model, get_model_entry, list_models
@@ -20,6 +21,7 @@ __all__ = [
     "SqueezeExcite",
     "TFSameMaxPool2d",
     "create_model",
+    "fuse_for_inference",
     "get_model_entry",
     "list_models",
 ]

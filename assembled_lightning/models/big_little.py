@@ -22,6 +22,15 @@ class BigLittleStem(nn.Module):
     then ReLU(big + little) → 1×1 conv + BN + ReLU.
     """
 
+    conv_bn_pairs = (
+        ("big_conv", "big_bn"),
+        ("little_conv1", "little_bn1"),
+        ("little_conv2", "little_bn2"),
+        ("little_conv3", "little_bn3"),
+        ("fuse_conv", "fuse_bn"),
+    )
+    """Folded by ``fuse_for_inference``."""
+
     def __init__(self, config: ResNetConfig, channels: int) -> None:
         super().__init__()
         little = channels // config.bl_alpha
@@ -38,10 +47,11 @@ class BigLittleStem(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         big = self.big_bn(self.big_conv(x))
-        little = F.relu(self.little_bn1(self.little_conv1(x)))
-        little = F.relu(self.little_bn2(self.little_conv2(little)))
+        little = F.relu(self.little_bn1(self.little_conv1(x)), inplace=True)
+        little = F.relu(self.little_bn2(self.little_conv2(little)), inplace=True)
         little = self.little_bn3(self.little_conv3(little))
-        return F.relu(self.fuse_bn(self.fuse_conv(F.relu(big + little))))
+        merged = F.relu(big.add_(little), inplace=True)
+        return F.relu(self.fuse_bn(self.fuse_conv(merged)), inplace=True)
 
 
 class BigLittleStage(nn.Module):
@@ -87,6 +97,18 @@ class BigLittleStage(nn.Module):
         self.out_channels = out_channels
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        big = F.interpolate(self.big(x), scale_factor=2.0, mode="nearest")
+        big = self.big(x)  # first: DropBlock draws its seeds in the original's order
         little = self.little_e(self.little(x))
-        return self.merge(F.relu(little + big))
+        return self.merge(F.relu(add_upsampled_(little, big), inplace=True))
+
+
+def add_upsampled_(little: torch.Tensor, big: torch.Tensor) -> torch.Tensor:
+    """``little += nearest ×2 upsampling of big``, in place and without the upsampled map.
+
+    Each big pixel is added to its 2×2 block of a view of ``little`` by broadcasting: the same
+    sums as ``little + F.interpolate(big, scale_factor=2)``, with no extra map and the memory
+    format of ``little``. ``little`` is a BN (or fused conv) output that only this merge reads.
+    """
+    n, c, h, w = big.shape
+    little.view(n, c, h, 2, w, 2).add_(big[:, :, :, None, :, None])
+    return little

@@ -105,7 +105,7 @@ class SqueezeExcite(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         scale = x.mean((2, 3), keepdim=True)
-        scale = torch.sigmoid(self.fc2(F.relu(self.fc1(scale))))
+        scale = torch.sigmoid(self.fc2(F.relu(self.fc1(scale), inplace=True)))
         return x * scale
 
 
@@ -118,7 +118,14 @@ class SelectiveKernel(nn.Module):
     each with its own conv and BN. Both fuse with: GAP of the branch sum → 1×1 conv to
     ``d = max(C // reduction, min_dim)`` → BN → ReLU → 1×1 conv to 2·C → softmax across the
     two branches per channel. No BN or ReLU follows the fusion.
+
+    At inference the fusion allocates one map, not four: the branch sum that the GAP reads is
+    overwritten, step by step and in place, with the softmax-weighted mix ``u1 + (u0 - u1)·a0``
+    (bit for bit the out-of-place formula; the GAP's backward does not need the sum).
     """
+
+    conv_bn_pairs = (("conv", "bn"), ("fc1", "fc_bn"))
+    """Folded by ``fuse_for_inference``; the (3, 5) branches are Sequentials, folded as such."""
 
     def __init__(
         self,
@@ -159,15 +166,16 @@ class SelectiveKernel(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.fused:
-            both = F.relu(self.bn(self.conv(x)))
+            both = F.relu(self.bn(self.conv(x)), inplace=True)
             u0, u1 = both.chunk(2, dim=1)
         else:
             u0, u1 = (path(x) for path in self.paths)
-        summary = (u0 + u1).mean((2, 3), keepdim=True)
-        logits = self.fc2(F.relu(self.fc_bn(self.fc1(summary))))
+        mix = u0 + u1
+        summary = mix.mean((2, 3), keepdim=True)
+        logits = self.fc2(F.relu(self.fc_bn(self.fc1(summary)), inplace=True))
         a0, a1 = logits.chunk(2, dim=1)
         weight0 = torch.sigmoid(a0 - a1)  # softmax over two branches, per channel
-        return u1 + (u0 - u1) * weight0
+        return mix.copy_(u0).sub_(u1).mul_(weight0).add_(u1)
 
 
 class DropBlock2d(nn.Module):
@@ -177,8 +185,9 @@ class DropBlock2d(nn.Module):
     ``block_size``² square; the output is rescaled by numel/kept of the whole mask. ``keep_prob``
     lives in a tensor buffer so that a per-step schedule does not recompile ``torch.compile``d
     models; :meth:`set_keep_prob` also flips a Python flag once, so a layer at ``keep_prob=1`` costs
-    nothing. Identity in eval mode. On maps smaller than the block the block shrinks to the map
-    (the original cannot run there at all).
+    nothing. Identity in eval mode: it returns its input, draws no random numbers and allocates
+    nothing. On maps smaller than the block the block shrinks to the map (the original cannot
+    run there at all).
     """
 
     keep_prob: torch.Tensor
@@ -211,13 +220,10 @@ class DropBlock2d(nn.Module):
             / (seed_h * seed_w)
         )
         seeds = (torch.rand(1, channels, seed_h, seed_w, device=x.device) < gamma).to(x.dtype)
-        after = (block - 1) // 2
-        before = block - 1 - after
-        seeds = F.pad(seeds, (before, after, before, after))
-        # 'SAME' max-pool with stride 1: total padding block-1, the odd pixel at the end.
-        same_before = (block - 1) // 2
-        same_after = block - 1 - same_before
-        seeds = F.pad(seeds, (same_before, same_after, same_before, same_after))
+        # The original centres the seed region in the map (pads block-1 in all, the odd pixel
+        # before), then max-pools 'SAME' (block-1 in all, the odd pixel after): block-1 zeros on
+        # every side in total, padded once here.
+        seeds = F.pad(seeds, (block - 1,) * 4)
         return 1.0 - F.max_pool2d(seeds, block, stride=1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -225,7 +231,9 @@ class DropBlock2d(nn.Module):
             return x
         mask = self.drop_mask(x)
         scale = mask.numel() / (mask.float().sum() + 1e-8)
-        return x * mask * scale.to(x.dtype)
+        # Scaling the [1, C, H, W] mask first saves a batch-sized map; as the mask is 0 or 1,
+        # x · (mask · scale) is bit for bit (x · mask) · scale.
+        return x * (mask * scale.to(x.dtype))
 
     def extra_repr(self) -> str:
         return f"block_size={self.block_size}, gamma_scale={self.gamma_scale}"

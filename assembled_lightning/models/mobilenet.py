@@ -78,6 +78,9 @@ class MobileNetConfig:
 class DepthwiseSeparable(nn.Module):
     """3×3 depthwise conv + BN + ReLU → 1×1 pointwise conv + BN + ReLU (→ SE)."""
 
+    conv_bn_pairs = (("conv_dw", "bn_dw"), ("conv_pw", "bn_pw"))
+    """Folded by ``fuse_for_inference``."""
+
     def __init__(
         self,
         config: MobileNetConfig,
@@ -101,13 +104,16 @@ class DepthwiseSeparable(nn.Module):
         self.drop_block = drop_block
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = F.relu(self.drop_block(self.bn_dw(self.conv_dw(x))))
-        x = F.relu(self.drop_block(self.bn_pw(self.conv_pw(x))))
+        x = F.relu(self.drop_block(self.bn_dw(self.conv_dw(x))), inplace=True)
+        x = F.relu(self.drop_block(self.bn_pw(self.conv_pw(x))), inplace=True)
         return self.se(x)
 
 
 class MobileNetV1(Backbone):
     """MobileNet-V1 / SE-MobileNet-V1 with the timm-style model API."""
+
+    conv_bn_pairs = (("conv_stem", "bn_stem"),)
+    """Folded by ``fuse_for_inference``."""
 
     def __init__(self, config: MobileNetConfig | None = None, **overrides: Any) -> None:
         super().__init__()
@@ -140,5 +146,5 @@ class MobileNetV1(Backbone):
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         self.check_input(x)
-        x = F.relu(self.bn_stem(self.conv_stem(x)))
+        x = F.relu(self.bn_stem(self.conv_stem(x)), inplace=True)
         return self.blocks(x)

@@ -24,6 +24,9 @@ from .layers import BlurPool2d, TFSameMaxPool2d
 class AssembleResNet(Backbone):
     """ResNet family of the Assembled-CNN paper (arXiv 2001.06268), built from a config."""
 
+    conv_bn_pairs = (("conv1", "bn1"),)
+    """Folded by ``fuse_for_inference`` (the deep stem's last conv, when ``conv1`` is one)."""
+
     def __init__(self, config: ResNetConfig | None = None, **overrides: Any) -> None:
         super().__init__()
         config = config or ResNetConfig()
@@ -108,7 +111,7 @@ class AssembleResNet(Backbone):
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         """The last feature map, ``[N, num_features, H/32, W/32]``."""
         self.check_input(x)
-        x = F.relu(self.bn1(self.conv1(x)))
+        x = F.relu(self.bn1(self.conv1(x)), inplace=True)
         x = self.stem_pool(x)
         x = self.layer1(x)
         x = self.layer2(x)
