@@ -420,7 +420,11 @@ def silence_third_party_notices() -> None:
 
 def lightning_cli(args: list[str]) -> None:
     """LightningCLI in subclass mode for tasks and DataModules, with ``data.num_classes``
-    linked into the task (fit / validate / test / predict, --config, --print_config)."""
+    linked into the task (fit / validate / test / predict, --config, --print_config).
+
+    The model's base class is ``LightningModule``, the common base of the training tasks (every
+    ``BaseTask``: ``ClassificationTask`` or one's own, by short name or class_path) and of
+    ``RobustnessTask``, which only evaluates and so is no ``BaseTask``."""
     import lightning as L
     from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 
@@ -444,7 +448,7 @@ def lightning_cli(args: list[str]) -> None:
             self.config = parser.parse_args(args)
 
     AssembledCLI(
-        L.LightningModule,  # ClassificationTask (fit) or RobustnessTask (test), by class_path
+        L.LightningModule,  # any BaseTask (fit) or RobustnessTask (test), by name or class_path
         L.LightningDataModule,
         subclass_mode_model=True,
         subclass_mode_data=True,

@@ -17,8 +17,7 @@ import lightning as L
 import torch
 from torch import nn
 
-from ..models import get_model_entry
-from ..weights.pretrained import build_model, model_from_task_checkpoint
+from ..tasks.base import build_task_model
 from .corruptions import CORRUPTIONS
 from .metrics import (
     CLEAN,
@@ -50,15 +49,20 @@ class RobustnessTask(L.LightningModule):
     fractions), prints the table and writes ``robustness.csv``, ``robustness.json`` and
     ``robustness.png`` into ``output_dir``.
 
+    An evaluation task, so not a ``BaseTask`` (it has no optimizer, LR or DropBlock schedule, EMA
+    or training state): it builds its model with the same ``tasks.build_task_model``.
+
     Args:
         model: Registered model name (``assembled_lightning.list_models()``); ignored when
-            ``weights`` is a Lightning ``.ckpt``, which names its own architecture.
+            ``weights`` is a ``fit`` checkpoint, which names its own architecture.
         weights: The weights to score: a registered weights name, ``DEFAULT``, a pretrained
-            folder, or a ``fit`` checkpoint (``.ckpt``). None: random init (for smoke tests).
+            folder, or a ``fit`` checkpoint (``.ckpt``; its EMA weights where it kept them).
+            None: random init (for smoke tests).
         num_classes: Classes of the data (linked from the DataModule by the CLI). A model with
             one output more (the original's 1001-way head with a background class) has its
             first logit dropped.
-        model_overrides: Extra model config fields (e.g. ``{base_width: 8}``).
+        model_overrides: Extra model config fields (e.g. ``{base_width: 8}``); with a ``fit``
+            checkpoint they apply over its own.
         baseline: ``alexnet`` normalises CE by AlexNet's ImageNet-C errors (mCE, ImageNet only);
             ``none`` reports only errors and their un-normalised mean (other data sets, e.g.
             the paper's Food-101 mCE).
@@ -80,14 +84,8 @@ class RobustnessTask(L.LightningModule):
         self.save_hyperparameters()
         if baseline not in ("alexnet", "none"):
             raise ValueError(f"baseline must be 'alexnet' or 'none', got {baseline!r}")
-        overrides = model_overrides or {}
-        if weights is not None and Path(weights).suffix == ".ckpt":
-            self.model = model_from_task_checkpoint(weights)
-        elif weights is not None:
-            get_model_entry(model)
-            self.model = build_model(model, weights=weights, **overrides)
-        else:
-            self.model = build_model(model, num_classes=num_classes, **overrides)
+        # weights keep their own head (checked against the data below); else the data's classes
+        self.model = build_task_model(self.hparams, num_classes if weights is None else None)
         outputs = output_count(self.model)
         if outputs not in (num_classes, num_classes + 1):
             raise ValueError(

@@ -7,11 +7,9 @@ A pretrained folder (local or a Hugging Face repo) holds ``model.safetensors``, 
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import json
 import os
-import pathlib
 import re
 import warnings
 from pathlib import Path
@@ -29,6 +27,7 @@ from ..models import (
     ResNetConfig,
     create_model,
 )
+from .checkpoint import CHECKPOINT_SUFFIXES, model_state, read_checkpoint, task_architecture
 from .hub import (
     CONFIG_FILE,
     WEIGHTS_FILE,
@@ -265,28 +264,47 @@ def from_pretrained(
     return model
 
 
-def load_checkpoint_file(model: nn.Module, path: Path) -> nn.Module:
-    """Load a PyTorch/Lightning checkpoint file (``.ckpt``, ``.pt``, ``.pth``) into ``model``.
+def model_from_checkpoint(path: Path, name: str, **kwargs: Any) -> nn.Module:
+    """Model ``name`` loaded from a checkpoint file (``.ckpt``, ``.pt``, ``.pth``).
 
-    Read with ``weights_only=True`` (no code runs); a Lightning checkpoint's ``state_dict`` has
-    its task's ``model.`` prefix, which is stripped.
+    A ``fit`` checkpoint brings its architecture: ``kwargs`` apply over its ``model_overrides``
+    (a switch without tensors, such as ``dropblock``, may change for fine-tuning), and
+    ``num_classes`` defaults to its own (another count builds a fresh head). It gives its EMA
+    weights when it kept them, those it evaluates with. A plain state dict is loaded into
+    ``name`` built with ``kwargs``.
     """
+    content = read_checkpoint(path)
+    architecture = task_architecture(content, path)
+    given = dict(kwargs)
+    if architecture is not None:
+        if architecture.model != name:
+            raise WeightsError(
+                f"{path} is a checkpoint of {architecture.model}, not {name}; build "
+                f"{architecture.model} from it"
+            )
+        kwargs = {"num_classes": architecture.num_classes, **architecture.model_overrides, **kwargs}
+    model = create_model(name, **kwargs)
+    state = model_state(content, set(model.state_dict()))
     try:
-        content = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as error:  # torch raises several types for damaged or foreign files
-        raise WeightsError(f"cannot read checkpoint {path}: {error}") from error
-    state = content.get("state_dict", content) if isinstance(content, dict) else None
-    if not isinstance(state, dict):
-        raise WeightsError(f"{path} holds no state dict")
-    own = set(model.state_dict())
-    for prefix in ("model.", "module.", "_orig_mod."):
-        if not own & set(state) and any(key.startswith(prefix) for key in state):
-            state = {k.removeprefix(prefix): v for k, v in state.items() if k.startswith(prefix)}
-    load_pretrained_state(model, state, source=f"checkpoint {path}")
+        load_pretrained_state(model, state, source=f"checkpoint {path}")
+    except WeightsError as error:
+        if architecture is None:
+            raise
+        recorded = architecture.model_overrides
+        given_over = {
+            key: value
+            for key, value in given.items()
+            if key != "num_classes" and (key not in recorded or recorded[key] != value)
+        }
+        if not given_over:
+            raise
+        raise WeightsError(
+            f"model_overrides {given_over}, given over those recorded in {path} "
+            f"({architecture.model} with model_overrides {recorded}), make a model its tensors "
+            "do not fit: leave out the ones that change the architecture (base_width, "
+            f"block_counts, ...) to fine-tune from it.\n{error}"
+        ) from error
     return model
-
-
-CHECKPOINT_SUFFIXES = (".ckpt", ".pt", ".pth")
 
 
 def resolve_weights(model_name: str, weights: Weights | str | os.PathLike[str]) -> Weights | Path:
@@ -302,6 +320,8 @@ def resolve_weights(model_name: str, weights: Weights | str | os.PathLike[str]) 
     path = Path(text)
     if text not in WEIGHTS and path.exists():
         return path
+    if path.suffix in CHECKPOINT_SUFFIXES:
+        raise WeightsError(f"checkpoint {path} does not exist (working folder: {Path.cwd()})")
     return get_weights(text)
 
 
@@ -318,8 +338,9 @@ def build_model(
 
     ``pretrained=True`` is accepted with a deprecation warning and means ``weights="DEFAULT"``.
     With weights, ``num_classes`` different from the weights' builds a fresh head for
-    fine-tuning and loads everything else. ``progress`` is kept for torchvision compatibility;
-    huggingface_hub shows its own progress bar.
+    fine-tuning and loads everything else; a ``fit`` checkpoint's recorded architecture is the
+    base that ``kwargs`` apply over (``model_from_checkpoint``). ``progress`` is kept for
+    torchvision compatibility; huggingface_hub shows its own progress bar.
     """
     del progress
     if pretrained is not None:
@@ -334,7 +355,7 @@ def build_model(
         return create_model(name, **kwargs)
     resolved = resolve_weights(name, weights)
     if isinstance(resolved, Path) and resolved.suffix in CHECKPOINT_SUFFIXES:
-        return load_checkpoint_file(create_model(name, **kwargs), resolved)
+        return model_from_checkpoint(resolved, name, **kwargs)
     if isinstance(resolved, Path):
         folder = resolved if resolved.is_dir() else resolved.parent
         description, state = read_pretrained_folder(folder)
@@ -355,48 +376,22 @@ def build_model(
 
 
 def model_from_task_checkpoint(
-    path: str | os.PathLike[str], num_classes: int | None = None
+    path: str | os.PathLike[str], num_classes: int | None = None, **overrides: Any
 ) -> nn.Module:
-    """The model a ``fit`` checkpoint (Lightning ``.ckpt`` of ClassificationTask) evaluates
-    with: architecture, classes and overrides from its hyper-parameters, and its averaged
-    (EMA) weights when it kept them. Read with ``weights_only=True``: no code runs."""
+    """The model a ``fit`` checkpoint (Lightning ``.ckpt`` of a task) evaluates with: its
+    architecture and classes, its averaged (EMA) weights when it kept them (see
+    ``model_from_checkpoint``). Read with ``weights_only=True``: no code runs."""
     path = Path(path)
-    # a DataModule's hyper-parameters may hold paths; rebuilding one runs no code
-    paths: list[Any] = [pathlib.PosixPath, pathlib.WindowsPath, pathlib.PurePosixPath]
-    paths.append(pathlib.PureWindowsPath)
-    if hasattr(torch.serialization, "safe_globals"):
-        allowed: Any = torch.serialization.safe_globals(paths)
-    else:  # torch 2.4 has only the process-wide list
-        torch.serialization.add_safe_globals(paths)
-        allowed = contextlib.nullcontext()
-    try:
-        with allowed:
-            content = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as error:  # torch raises several types for damaged or foreign files
-        raise WeightsError(f"cannot read checkpoint {path}: {error}") from error
-    hparams = content.get("hyper_parameters") if isinstance(content, dict) else None
-    state = content.get("state_dict") if isinstance(content, dict) else None
-    if (
-        not isinstance(hparams, dict)
-        or not isinstance(hparams.get("model"), str)
-        or not isinstance(hparams.get("num_classes"), int)
-        or not isinstance(state, dict)
-    ):
+    architecture = task_architecture(read_checkpoint(path), path)
+    if architecture is None:
         raise WeightsError(
             f"{path} is not a checkpoint of `assembled-lightning fit` (no hyper-parameters "
             "model and num_classes): pass --teacher MODEL_NAME --teacher-weights "
             f"{path} (plus --num-classes) instead"
         )
-    if num_classes is not None and num_classes != hparams["num_classes"]:
+    if num_classes is not None and num_classes != architecture.num_classes:
         raise WeightsError(
             f"--num-classes {num_classes} contradicts {path}, whose model has "
-            f"{hparams['num_classes']} classes; leave --num-classes out"
+            f"{architecture.num_classes} classes; leave --num-classes out"
         )
-    overrides = hparams.get("model_overrides") or {}
-    if not isinstance(overrides, dict):
-        raise WeightsError(f"{path}: hyper-parameter model_overrides must be a mapping")
-    model = build_model(hparams["model"], num_classes=hparams["num_classes"], **overrides)
-    prefix = "ema.module." if any(key.startswith("ema.module.") for key in state) else "model."
-    weights = {key.removeprefix(prefix): v for key, v in state.items() if key.startswith(prefix)}
-    load_pretrained_state(model, weights, source=f"weights in checkpoint {path}")
-    return model
+    return model_from_checkpoint(path, architecture.model, **overrides)
