@@ -2,6 +2,7 @@
 
 from .base import Backbone
 from .config import ResNetConfig
+from .features import FeatureInfo, MultiScaleFeatures
 from .fuse import fuse_for_inference
 from .layers import BlurPool2d, DropBlock2d, SelectiveKernel, SqueezeExcite, TFSameMaxPool2d
 from .mobilenet import MobileNetConfig, MobileNetV1
@@ -13,9 +14,11 @@ __all__ = [
     "Backbone",
     "BlurPool2d",
     "DropBlock2d",
+    "FeatureInfo",
     "MobileNetConfig",
     "MobileNetV1",
     "ModelEntry",
+    "MultiScaleFeatures",
     "ResNetConfig",
     "SelectiveKernel",
     "SqueezeExcite",

@@ -8,6 +8,7 @@ more block. Unlike IBM's bL-ResNet, every merge block has a 1×1 conv + BN proje
 from __future__ import annotations
 
 import torch
+import torch.fx
 import torch.nn.functional as F
 from torch import nn
 
@@ -102,6 +103,7 @@ class BigLittleStage(nn.Module):
         return self.merge(F.relu(add_upsampled_(little, big), inplace=True))
 
 
+@torch.fx.wrap  # one torch.fx node: traced, the add into a view looks unused and is dropped
 def add_upsampled_(little: torch.Tensor, big: torch.Tensor) -> torch.Tensor:
     """``little += nearest ×2 upsampling of big``, in place and without the upsampled map.
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import torch
+import torch.fx
 import torch.nn.functional as F
 from torch import nn
 
@@ -62,6 +63,13 @@ class BlurPool2d(nn.Module):
         return f"{self.channels}, filter_size={self.filter_size}, stride={self.stride}"
 
 
+@torch.fx.wrap  # a leaf of torch.fx graphs, which cannot take max() of a traced size
+def _tf_same_pads(size: int, kernel_size: int, stride: int) -> tuple[int, int]:
+    out = -(-size // stride)
+    total = max((out - 1) * stride + kernel_size - size, 0)
+    return total // 2, total - total // 2
+
+
 class TFSameMaxPool2d(nn.Module):
     """Max-pool with TensorFlow 'SAME' padding, which puts the odd pixel at the bottom/right.
 
@@ -74,14 +82,9 @@ class TFSameMaxPool2d(nn.Module):
         self.kernel_size = kernel_size
         self.stride = stride
 
-    def _pads(self, size: int) -> tuple[int, int]:
-        out = -(-size // self.stride)
-        total = max((out - 1) * self.stride + self.kernel_size - size, 0)
-        return total // 2, total - total // 2
-
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        top, bottom = self._pads(x.shape[-2])
-        left, right = self._pads(x.shape[-1])
+        top, bottom = _tf_same_pads(x.shape[-2], self.kernel_size, self.stride)
+        left, right = _tf_same_pads(x.shape[-1], self.kernel_size, self.stride)
         x = F.pad(x, (left, right, top, bottom), value=float("-inf"))
         return F.max_pool2d(x, self.kernel_size, self.stride)
 

@@ -8,6 +8,7 @@ Table 9) and DropBlock, as in the ResNets, after every BN of the 14×14 and 7×7
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -37,6 +38,21 @@ _BLOCKS: tuple[tuple[int, int], ...] = (
 )
 # Block index -> DropBlock stage: the 14×14 blocks (stage 0, γ-scale 0.25) and 7×7 (stage 1, 1.0).
 _DROPBLOCK_STAGE = {**dict.fromkeys(range(5, 11), 0), 11: 1, 12: 1}
+# The blocks that end a resolution (the next one strides, or none follows): their outputs are
+# the feature maps, at reductions 2, 4, 8, 16, 32 (as timm's MobileNet-V1 stages).
+_LAST_AT_RESOLUTION = tuple(
+    index for index in range(len(_BLOCKS)) if index + 1 == len(_BLOCKS) or _BLOCKS[index + 1][1] > 1
+)
+
+
+def _feature_stages() -> tuple[tuple[str, ...], ...]:
+    """The stem and block 0 (both at reduction 2), then the blocks of each later resolution."""
+    stages, first = [], 0
+    for last in _LAST_AT_RESOLUTION:
+        stages.append(tuple(f"blocks.{index}" for index in range(first, last + 1)))
+        first = last + 1
+    stages[0] = ("conv_stem", "bn_stem", "relu_stem", *stages[0])
+    return tuple(stages)
 
 
 @dataclass(frozen=True)
@@ -114,6 +130,7 @@ class MobileNetV1(Backbone):
 
     conv_bn_pairs = (("conv_stem", "bn_stem"),)
     """Folded by ``fuse_for_inference``."""
+    feature_stages = _feature_stages()
 
     def __init__(self, config: MobileNetConfig | None = None, **overrides: Any) -> None:
         super().__init__()
@@ -124,6 +141,7 @@ class MobileNetV1(Backbone):
         stem = config.channels(32)
         self.conv_stem = nn.Conv2d(config.in_channels, stem, 3, 2, 1, bias=False)
         self.bn_stem = nn.BatchNorm2d(stem, eps=config.bn_eps, momentum=config.bn_momentum)
+        self.relu_stem = nn.ReLU(inplace=True)
         blocks: list[nn.Module] = []
         drop_blocks: dict[int, nn.Module] = {}
         channels = stem
@@ -141,10 +159,9 @@ class MobileNetV1(Backbone):
             channels = out
         self.blocks = nn.Sequential(*blocks)
         self.num_features = channels
+        self._describe_features(
+            [config.channels(_BLOCKS[last][0]) for last in _LAST_AT_RESOLUTION],
+            [2 * math.prod(s for _, s in _BLOCKS[: last + 1]) for last in _LAST_AT_RESOLUTION],
+        )
         self.fc = self._make_classifier(config.num_classes)
         self.reset_parameters()
-
-    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
-        self.check_input(x)
-        x = F.relu(self.bn_stem(self.conv_stem(x)), inplace=True)
-        return self.blocks(x)

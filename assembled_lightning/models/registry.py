@@ -13,7 +13,9 @@ from typing import Any
 
 from torch import nn
 
+from .base import Backbone
 from .config import ResNetConfig
+from .features import FeatureIndices, MultiScaleFeatures
 from .mobilenet import MobileNetConfig, MobileNetV1
 from .resnet import AssembleResNet
 
@@ -183,12 +185,22 @@ def get_model_entry(name: str) -> ModelEntry:
         ) from None
 
 
-def create_model(name: str, *, num_classes: int = 1000, **overrides: Any) -> nn.Module:
+def create_model(
+    name: str,
+    *,
+    num_classes: int = 1000,
+    features_only: bool = False,
+    out_indices: FeatureIndices = None,
+    **overrides: Any,
+) -> nn.Module:
     """Build a registered variant, e.g. ``create_model('assemble_resnet50', num_classes=101)``.
 
     ``overrides`` are config fields (``base_width=8``, ``dropblock=True``, ...); an unknown field
     or an invalid combination raises a ``TypeError``/``ValueError`` that names what is allowed.
-    Pretrained weights come from ``assembled_lightning.weights.build_model`` or torch.hub.
+    ``features_only=True`` builds a :class:`MultiScaleFeatures` instead (timm's meaning: the
+    list of feature maps ``out_indices``, default all, with no classifier; ``num_classes`` is
+    ignored). Pretrained weights come from ``assembled_lightning.weights.build_model`` or
+    torch.hub.
     """
     for keyword in ("pretrained", "weights"):
         if keyword in overrides:
@@ -198,4 +210,11 @@ def create_model(name: str, *, num_classes: int = 1000, **overrides: Any) -> nn.
                 f"({name!r}, weights='DEFAULT') (or a weights name, a converted folder, a .ckpt), "
                 f"or torch.hub.load(<repo>, {name!r}, weights='DEFAULT')"
             )
-    return get_model_entry(name).build(num_classes=num_classes, **overrides)
+    entry = get_model_entry(name)
+    if features_only:
+        backbone = entry.build(num_classes=0, **overrides)
+        assert isinstance(backbone, Backbone)
+        return MultiScaleFeatures(backbone, out_indices)
+    if out_indices is not None:
+        raise TypeError("out_indices= selects feature maps; it needs features_only=True")
+    return entry.build(num_classes=num_classes, **overrides)

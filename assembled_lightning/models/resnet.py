@@ -2,8 +2,10 @@
 BigLittleNet and DropBlock, all switched by :class:`~assembled_lightning.models.ResNetConfig`.
 
 The API follows torchvision and timm: ``forward_features``, ``forward_head(x, pre_logits)``,
-``reset_classifier``, ``num_features``; the stem, ``layer1``..``layer4`` and ``fc`` keep
-torchvision's names so torchvision and timm ResNet state dicts load as they are.
+``reset_classifier``, ``num_features``, ``feature_info``, ``forward_intermediates``; the stem
+(with its ReLU a module, ``relu``), ``layer1``..``layer4`` and ``fc`` keep torchvision's names
+and order, so torchvision and timm ResNet state dicts load as they are and torchvision's
+``IntermediateLayerGetter`` and ``create_feature_extractor`` see the real forward.
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ from __future__ import annotations
 from typing import Any
 
 import torch
-import torch.nn.functional as F
+import torch.fx
 from torch import nn
 
 from .base import Backbone
@@ -21,11 +23,30 @@ from .config import ResNetConfig
 from .layers import BlurPool2d, TFSameMaxPool2d
 
 
+@torch.fx.wrap  # a leaf of torch.fx graphs: tracing must not branch on the traced shape
+def _check_sides(x: torch.Tensor, multiple: int) -> None:
+    if x.shape[-2] % multiple or x.shape[-1] % multiple:
+        raise ValueError(
+            f"BigLittleNet models need input sides divisible by {multiple} (the upsampled big "
+            f"branch must match the little one); got {tuple(x.shape[-2:])}. Resize or crop "
+            f"to e.g. 224 or 256."
+        )
+
+
 class AssembleResNet(Backbone):
     """ResNet family of the Assembled-CNN paper (arXiv 2001.06268), built from a config."""
 
     conv_bn_pairs = (("conv1", "bn1"),)
     """Folded by ``fuse_for_inference`` (the deep stem's last conv, when ``conv1`` is one)."""
+    feature_stages = (
+        ("conv1", "bn1", "relu"),
+        ("stem_pool", "layer1"),
+        ("layer2",),
+        ("layer3",),
+        ("layer4",),
+    )
+    """timm's ResNet maps: the stem's ReLU output (reduction 2, before the pool, the last map
+    at that resolution), then each stage's output."""
 
     def __init__(self, config: ResNetConfig | None = None, **overrides: Any) -> None:
         super().__init__()
@@ -48,9 +69,12 @@ class AssembleResNet(Backbone):
         else:
             self.conv1 = nn.Conv2d(config.in_channels, width, 7, 2, 3, bias=False)
         self.bn1 = batch_norm(config, width)
+        self.relu = nn.ReLU(inplace=True)
         self.stem_pool = self._stem_pool(config, width)
 
         channels = width
+        feature_channels, reductions = [width], [2]
+        reduction = 4  # conv1 and every kind of stem pool stride 2
         stages: list[nn.Module] = []
         for index, (blocks, stride) in enumerate(
             zip(config.stage_blocks, config.stage_strides, strict=True)
@@ -72,8 +96,12 @@ class AssembleResNet(Backbone):
                     always_project=config.big_little,
                 )
             stages.append(stage)
+            reduction *= stride
+            feature_channels.append(channels)
+            reductions.append(reduction)
         self.layer1, self.layer2, self.layer3, self.layer4 = stages
         self.num_features = channels
+        self._describe_features(feature_channels, reductions)
         self.fc = self._make_classifier(config.num_classes)
         self.reset_parameters()
 
@@ -100,20 +128,4 @@ class AssembleResNet(Backbone):
 
     def check_input(self, x: torch.Tensor) -> None:
         super().check_input(x)
-        multiple = self.config.input_multiple
-        if x.shape[-2] % multiple or x.shape[-1] % multiple:
-            raise ValueError(
-                f"BigLittleNet models need input sides divisible by {multiple} (the upsampled big "
-                f"branch must match the little one); got {tuple(x.shape[-2:])}. Resize or crop "
-                f"to e.g. 224 or 256."
-            )
-
-    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
-        """The last feature map, ``[N, num_features, H/32, W/32]``."""
-        self.check_input(x)
-        x = F.relu(self.bn1(self.conv1(x)), inplace=True)
-        x = self.stem_pool(x)
-        x = self.layer1(x)
-        x = self.layer2(x)
-        x = self.layer3(x)
-        return self.layer4(x)
+        _check_sides(x, self.config.input_multiple)
