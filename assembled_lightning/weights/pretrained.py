@@ -24,6 +24,7 @@ from ..models import (
     Backbone,
     MobileNetConfig,
     MobileNetV1,
+    MultiScaleFeatures,
     ResNetConfig,
     create_model,
 )
@@ -353,6 +354,12 @@ def build_model(
             weights = "DEFAULT"
     if weights is None:
         return create_model(name, **kwargs)
+    if kwargs.pop("features_only", False):  # load the classifier's weights, then prune it
+        out_indices = kwargs.pop("out_indices", None)
+        model = build_model(name, weights=weights, cache_dir=cache_dir, **kwargs)
+        if not isinstance(model, Backbone):
+            raise TypeError(f"{name} has no feature maps (features_only needs a Backbone)")
+        return MultiScaleFeatures(model, out_indices)
     resolved = resolve_weights(name, weights)
     if isinstance(resolved, Path) and resolved.suffix in CHECKPOINT_SUFFIXES:
         return model_from_checkpoint(resolved, name, **kwargs)

@@ -83,6 +83,24 @@ def test_offline_hub_download_loads_the_published_weights(hub) -> None:  # type:
     assert torch.equal(logits(model), logits(source))
 
 
+def test_features_only_with_hub_weights_gives_the_published_models_maps(hub) -> None:  # type: ignore[no-untyped-def]
+    cache, source, entry = hub
+    features = build_model(
+        "assemble_resnet50", weights=entry, cache_dir=cache, features_only=True, out_indices=(2, 4)
+    ).eval()
+    captured: dict[str, torch.Tensor] = {}  # the published model's own layer2 / layer4 outputs
+    for name in ("layer2", "layer4"):
+        module = getattr(source, name)
+        module.register_forward_hook(lambda _m, _i, out, name=name: captured.update({name: out}))
+    torch.manual_seed(1)
+    images = torch.randn(2, 3, 64, 64)
+    with torch.no_grad():
+        source.eval()(images)
+        maps = features(images)
+    assert len(maps) == 2
+    assert torch.equal(maps[0], captured["layer2"]) and torch.equal(maps[1], captured["layer4"])
+
+
 def test_a_branch_revision_is_refused_for_a_hosted_entry(hub) -> None:  # type: ignore[no-untyped-def]
     """A branch follows the repository, so the sha256 could no longer match: pin a commit."""
     _, _, entry = hub
