@@ -20,17 +20,22 @@ SATURATION_SCALE_SHIFT = ((0.3, 0), (0.1, 0), (2, 0), (5, 0.1), (20, 0.2))
 CONTRAST_FACTOR = (0.4, 0.3, 0.2, 0.1, 0.05)
 """Factor on each channel's deviation from its spatial mean."""
 
-# hsv2rgb: sector hi = floor(6·h) picks each output channel from (v, q, p, t) (indices 0..3)
-_SECTOR_CHANNELS = torch.tensor(
-    [
-        [0, 3, 2],  # hi 0: (v, t, p)
-        [1, 0, 2],  # hi 1: (q, v, p)
-        [2, 0, 3],  # hi 2: (p, v, t)
-        [2, 1, 0],  # hi 3: (p, q, v)
-        [3, 2, 0],  # hi 4: (t, p, v)
-        [0, 2, 1],  # hi 5: (v, p, q)
-    ]
-)
+
+def _hsv_parts(rgb: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(hue, saturation, value), each N×H×W, of N×3×H×W RGB (see :func:`rgb_to_hsv`)."""
+    red, green, blue = rgb.unbind(1)
+    value = rgb.amax(1)
+    delta = value - rgb.amin(1)
+    grey = delta == 0
+    safe_delta = torch.where(grey, 1.0, delta)
+    saturation = torch.where(grey, 0.0, delta / torch.where(grey, 1.0, value))
+    # one division for the channel that holds the maximum (bit-identical to dividing each)
+    blue_max, green_max = blue == value, green == value
+    numerator = torch.where(blue_max, red - green, torch.where(green_max, blue - red, green - blue))
+    offset = torch.where(blue_max, 4.0, torch.where(green_max, 2.0, 0.0))
+    hue = numerator.div_(safe_delta).add_(offset)  # offset: exact 0, 2, 4 (float32)
+    hue = torch.where(grey, 0.0, torch.remainder(hue.div_(6.0), 1.0))
+    return hue, saturation, value
 
 
 def rgb_to_hsv(rgb: torch.Tensor) -> torch.Tensor:
@@ -40,41 +45,47 @@ def rgb_to_hsv(rgb: torch.Tensor) -> torch.Tensor:
     over green over red (its later assignments overwrite the earlier ones); grey pixels
     (max = min) get hue and saturation 0.
     """
-    red, green, blue = rgb.unbind(1)
-    value = rgb.amax(1)
-    delta = value - rgb.amin(1)
-    grey = delta == 0
-    safe_delta = torch.where(grey, 1.0, delta)
-    saturation = torch.where(grey, 0.0, delta / torch.where(grey, 1.0, value))
-    hue = torch.where(
-        blue == value,
-        4.0 + (red - green) / safe_delta,
-        torch.where(green == value, 2.0 + (blue - red) / safe_delta, (green - blue) / safe_delta),
+    return torch.stack(_hsv_parts(rgb), 1)
+
+
+def _rgb_from_parts(
+    hue: torch.Tensor, saturation: torch.Tensor, value: torch.Tensor
+) -> torch.Tensor:
+    """N×3×H×W RGB from N×H×W hue, saturation and value (see :func:`hsv_to_rgb`).
+
+    Sector hi = floor(6·h) mod 6 picks each channel from (v, q, p, t): red v, q, p, p, t, v;
+    green t, v, v, q, p, p; blue p, p, t, v, v, q (hi = 0 … 5). Selected with ``where`` on
+    the sector, which is cheaper than gathering from a stack of the four candidates.
+    """
+    scaled = hue * 6
+    sector = torch.floor(scaled)
+    fraction = scaled - sector
+    sector = sector.remainder_(6)
+    p = value * (1 - saturation)
+    q = value * (1 - fraction * saturation)
+    t = value * (1 - (1 - fraction) * saturation)
+    below_1, below_2, below_3 = sector < 1, sector < 2, sector < 3
+    below_4, below_5 = sector < 4, sector < 5
+    red = torch.where(
+        below_1,
+        value,
+        torch.where(below_2, q, torch.where(below_4, p, torch.where(below_5, t, value))),
     )
-    hue = torch.where(grey, 0.0, torch.remainder(hue / 6.0, 1.0))
-    return torch.stack((hue, saturation, value), 1)
+    green = torch.where(below_1, t, torch.where(below_3, value, torch.where(below_4, q, p)))
+    blue = torch.where(below_2, p, torch.where(below_3, t, torch.where(below_5, value, q)))
+    return torch.stack((red, green, blue), 1)
 
 
 def hsv_to_rgb(hsv: torch.Tensor) -> torch.Tensor:
     """N×3×H×W HSV → RGB, as ``skimage.color.hsv2rgb`` (sector 6 — hue exactly 1 — is 0)."""
-    hue, saturation, value = hsv.unbind(1)
-    sector = torch.floor(hue * 6)
-    fraction = hue * 6 - sector
-    p = value * (1 - saturation)
-    q = value * (1 - fraction * saturation)
-    t = value * (1 - (1 - fraction) * saturation)
-    candidates = torch.stack((value, q, p, t), 1)
-    table = _SECTOR_CHANNELS.to(hsv.device)
-    index = table[sector.long().remainder(6)].permute(0, 3, 1, 2)
-    return candidates.gather(1, index)
+    return _rgb_from_parts(*hsv.unbind(1))
 
 
 def _in_hsv(images: torch.Tensor, channel: int, scale: float, shift: float) -> torch.Tensor:
     """clip(HSV[channel]·scale + shift) and back to RGB, in float64, returned in the input dtype."""
-    hsv = rgb_to_hsv(images.double())
-    adjusted = (hsv[:, channel] * scale + shift).clamp(0, 1)
-    hsv = torch.cat((hsv[:, :channel], adjusted.unsqueeze(1), hsv[:, channel + 1 :]), 1)
-    return hsv_to_rgb(hsv).to(images.dtype)
+    parts = list(_hsv_parts(images.double()))
+    parts[channel] = (parts[channel] * scale + shift).clamp_(0, 1)
+    return _rgb_from_parts(*parts).to(images.dtype)
 
 
 @register("brightness", "weather")

@@ -183,24 +183,21 @@ def motion_blur_kernel_shift_and_add(
     (degrees, tensor of N) per image: output(y, x) = Σ_i k_i · input(y + row_i, x + col_i), the
     samples beyond the border replicating the edge (ImageMagick's default virtual pixels).
 
-    Shift and add: the image is edge-padded once by the largest offset; every tap then picks,
-    per image, the H×W window at its offset from a strided view of all windows (one batched
-    copy per tap, no per-image loop, ~2.5× faster than a flat gather)."""
-    batch, channels, height, width = images.shape
+    Shift and add: the image is edge-padded once by the largest offset; every tap then adds,
+    image by image, the H×W window at its offset as a view of the padded image (no copies, no
+    index tensors: ~2× faster than gathering each tap's windows for the whole batch)."""
+    batch, _, height, width = images.shape
     angles_deg = angles_deg.reshape(-1).to(images.device)
     if angles_deg.numel() != batch:
         raise ValueError(f"expected {batch} angles (one per image), got {angles_deg.numel()}")
     col_offsets, row_offsets = motion_blur_offsets(radius, angles_deg)
     pad = 2 * radius  # |offset| ≤ i ≤ 2·radius
-    padded = _extend(images, pad, pad, "nearest").contiguous()
-    s_batch, s_channel, s_row, s_col = padded.stride()
-    windows = padded.as_strided(
-        (batch, channels, 2 * pad + 1, 2 * pad + 1, height, width),
-        (s_batch, s_channel, s_row, s_col, s_row, s_col),
-    )
-    image_index = torch.arange(batch, device=images.device)
+    padded = F.pad(images, (pad, pad, pad, pad), mode="replicate")
+    weights = motion_blur_weights(radius, sigma).tolist()
     out = torch.zeros_like(images)
-    for tap, weight in enumerate(motion_blur_weights(radius, sigma).tolist()):
-        rows, cols = row_offsets[:, tap] + pad, col_offsets[:, tap] + pad
-        out.add_(windows[image_index, :, rows, cols], alpha=weight)
+    for image, source, rows, cols in zip(
+        out, padded, (row_offsets + pad).tolist(), (col_offsets + pad).tolist(), strict=True
+    ):
+        for weight, row, col in zip(weights, rows, cols, strict=True):
+            image.add_(source[:, row : row + height, col : col + width], alpha=weight)
     return out
