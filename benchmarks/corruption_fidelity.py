@@ -4,8 +4,8 @@ severity on the same four photos, both sides truncated to uint8 as the released 
 Reproduce (from the repository root; the reference environment is described in
 ``corruption_reference.py``):
 
-    python benchmarks/corruption_fidelity.py --reference-python /work/refenv/bin/python \\
-        --reference-src /work/refsrc --json /tmp/corruption_fidelity.json
+    python benchmarks/corruption_fidelity.py --reference-python refenv/bin/python \\
+        --reference-src refsrc/ --json corruption_fidelity.json
 
 Three kinds of comparison, one table row per corruption:
 

@@ -4,8 +4,8 @@
 Reproduce (from the repository root; the reference environment is described in
 ``corruption_reference.py``):
 
-    python benchmarks/corruption_speed.py --reference-python /work/refenv/bin/python \\
-        --reference-src /work/refsrc --json /tmp/corruption_speed.json
+    python benchmarks/corruption_speed.py --reference-python refenv/bin/python \\
+        --reference-src refsrc/ --json corruption_speed.json
 
 The images are the four photos of ``--photos`` after Resize(256) + CenterCrop(224). Ours:
 ``--images`` (32) of them (the four repeated) as one float32 batch on ``--device``, every

@@ -3,7 +3,7 @@ model, each measured side by side with torchvision's ResNet-50 in the same proce
 
 Reproduce the tables in ``benchmarks/RESULTS.md`` (from the repository root):
 
-    python benchmarks/throughput.py --output /tmp/throughput.md --json /tmp/throughput.json
+    python benchmarks/throughput.py --output throughput.md --json throughput.json
 
 A smoke run (``assemble_resnet50`` only, one short round of everything):
 
