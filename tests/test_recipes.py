@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from scipy.io import savemat
 
 from assembled_lightning import create_model
 from assembled_lightning.cli import main
@@ -21,9 +22,23 @@ RECIPES_DIR = Path(__file__).resolve().parents[1] / "assembled_lightning" / "rec
 ALL_RECIPES = sorted(RECIPES_DIR.rglob("*.yaml"))
 # the robustness recipes evaluate (`test`): tests/robustness/test_task.py runs each of them
 RECIPES = [r for r in ALL_RECIPES if r.parent.name != "robustness"]
+
+
+def stanford_cars_with_a_pair(root: Path) -> Path:
+    """The fake Cars with a second training image of class 1, so that a val_fraction split
+    holds one out."""
+    fake_layouts.stanford_cars(root)
+    base = root / "stanford_cars"
+    rows = [("00001.jpg", 1), ("00002.jpg", 196), ("00003.jpg", 5), ("00004.jpg", 1)]
+    annotations = {"annotations": fake_layouts._annotations(rows)}
+    savemat(base / "devkit" / "cars_train_annos.mat", annotations)
+    fake_layouts.write_image(base / "cars_train" / "00004.jpg", 4)
+    return root
+
+
 FAKE_DATA = {
     "food101": fake_layouts.food101,
-    "stanford_cars": fake_layouts.stanford_cars,
+    "stanford_cars": stanford_cars_with_a_pair,
     "flowers102": fake_layouts.flowers102,
     "oxford_pets": fake_layouts.oxford_pets,
     "fgvc_aircraft": fake_layouts.fgvc_aircraft,

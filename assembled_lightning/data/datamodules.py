@@ -20,7 +20,7 @@ import math
 import os
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import lightning as L
 import torch
@@ -40,6 +40,7 @@ from .transforms import (
     TrainTransform,
     eval_transform,
 )
+from .validation_split import carve_validation
 
 
 class ImageDataModule(L.LightningDataModule):
@@ -88,6 +89,12 @@ class ImageDataModule(L.LightningDataModule):
         shuffle_buffer: Samples held in the shuffle buffer when streaming ``train_shards``.
         download: Fetch the data set into ``root`` first (torchvision's downloaders, where one
             exists); off by default so that nothing downloads unasked.
+        val_fraction: Hold out this fraction of each class of the training split as the
+            validation split (``validate`` and the checkpoint monitor see it; ``test`` sees the
+            data set's test split), so that checkpoints are not selected on the test split;
+            0 validates on the evaluation split, as the original did (:mod:`.validation_split`).
+        split_seed: Seed of the held-out draw; the split never depends on the global seed or
+            the rank, so every process and every later ``test`` run holds out the same images.
     """
 
     train_split = "train"
@@ -112,8 +119,20 @@ class ImageDataModule(L.LightningDataModule):
         train_shards: str | os.PathLike[str] | None = None,
         shuffle_buffer: int = 1000,
         download: bool = False,
+        val_fraction: float = 0.0,
+        split_seed: int = 0,
     ) -> None:
         super().__init__()
+        if not 0 <= val_fraction < 1:
+            raise ValueError(
+                f"val_fraction must be in [0, 1), got {val_fraction}: e.g. 0.1 holds out 10 % "
+                "of each class for validation, 0 validates on the evaluation split"
+            )
+        if val_fraction and train_shards:
+            raise ValueError(
+                "val_fraction cannot carve a validation split out of streamed train_shards: "
+                "make the shards from the training part only, or set val_fraction: 0"
+            )
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
         if num_workers < 0:
@@ -141,6 +160,8 @@ class ImageDataModule(L.LightningDataModule):
         self.train_shards = Path(train_shards) if train_shards else None
         self.shuffle_buffer = shuffle_buffer
         self.bad_files = BadFileCounter(max_bad_fraction)
+        self.val_fraction = val_fraction
+        self.split_seed = split_seed
         self.classes: list[str] = []
         self.datasets: dict[str, ImageDataset | ShardedImageDataset] = {}
 
@@ -173,9 +194,8 @@ class ImageDataModule(L.LightningDataModule):
             self.classes = self.parse(self.train_split)[1]
         return len(self.classes)
 
-    def _dataset(
-        self, split: str, transform: Callable[[torch.Tensor], torch.Tensor], train: bool = False
-    ) -> ImageDataset:
+    def _samples(self, split: str) -> list[Sample]:
+        """The samples of ``split``, its classes checked against the expected count."""
         samples, classes = self.parse(split)
         if not samples:
             raise FileNotFoundError(f"the {split!r} split under {self.root} has no images")
@@ -186,6 +206,26 @@ class ImageDataModule(L.LightningDataModule):
                 f"{type(self).__name__} expects {expected} classes but {self.root} has "
                 f"{len(classes)}: check the data root"
             )
+        return samples
+
+    def _dataset(
+        self,
+        split: str,
+        transform: Callable[[torch.Tensor], torch.Tensor],
+        train: bool = False,
+        part: Literal["training", "held_out"] | None = None,
+    ) -> ImageDataset:
+        """``split`` as a dataset; with ``val_fraction`` a ``part`` of it: what is trained on
+        or what is held out for validation."""
+        samples = self._samples(split)
+        if part is not None and self.val_fraction:
+            training, held_out = carve_validation(samples, self.val_fraction, self.split_seed)
+            samples = training if part == "training" else held_out
+            if not held_out:
+                raise ValueError(
+                    f"val_fraction={self.val_fraction} holds out no image of {self.root}: "
+                    "every class of its training split has a single image; set val_fraction: 0"
+                )
         return ImageDataset(samples, transform, self.skip_bad_images, replace_bad_images=train)
 
     def eval_dataset(
@@ -193,8 +233,10 @@ class ImageDataModule(L.LightningDataModule):
         split: str | None = None,
         transform: Callable[[torch.Tensor], torch.Tensor] | None = None,
     ) -> ImageDataset:
-        """A split (default: the training split) with eval preprocessing, e.g. for a teacher."""
-        return self._dataset(split or self.train_split, transform or self.eval_transform)
+        """A split (default: the data set's whole training split, a held-out part included)
+        with eval preprocessing, e.g. for a teacher's logits."""
+        samples = self._samples(split or self.train_split)
+        return ImageDataset(samples, transform or self.eval_transform, self.skip_bad_images)
 
     def _sharded_train_dataset(self, folder: Path) -> ShardedImageDataset:
         world_size = self.trainer.world_size if self.trainer is not None else 1
@@ -215,9 +257,15 @@ class ImageDataModule(L.LightningDataModule):
             if self.train_shards is not None:
                 self.datasets["train"] = self._sharded_train_dataset(self.train_shards)
             else:
-                train = self._dataset(self.train_split, self.train_transform, train=True)
+                train = self._dataset(
+                    self.train_split, self.train_transform, train=True, part="training"
+                )
                 self._attach_teacher_logits(train)
                 self.datasets["train"] = train
+        if self.val_fraction and "val" not in self.datasets and stage in (None, "fit", "validate"):
+            self.datasets["val"] = self._dataset(
+                self.train_split, self.eval_transform, part="held_out"
+            )
         if "eval" not in self.datasets:
             self.datasets["eval"] = self._dataset(self.eval_split, self.eval_transform)
 
@@ -284,7 +332,9 @@ class ImageDataModule(L.LightningDataModule):
         return self._loader("train", train=True)
 
     def val_dataloader(self) -> DataLoader[Any]:
-        return self._loader("eval", train=False)
+        """The held-out part of the training split with ``val_fraction``, else the evaluation
+        split."""
+        return self._loader("val" if self.val_fraction else "eval", train=False)
 
     def test_dataloader(self) -> DataLoader[Any]:
         return self._loader("eval", train=False)

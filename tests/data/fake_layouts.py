@@ -101,7 +101,12 @@ def fgvc_aircraft(root: Path) -> Path:
     variants = ["707-320", "727-200", *(f"Variant {i}" for i in range(98))]
     data.mkdir(parents=True)
     (data / "variants.txt").write_text("\n".join(variants) + "\n")
-    trainval = [("1025794", "707-320"), ("1340192", "727-200"), ("0056978", "Variant 97")]
+    trainval = [
+        ("1025794", "707-320"),
+        ("1340192", "727-200"),
+        ("0056978", "Variant 97"),
+        ("1025795", "707-320"),  # a second image of a class: a held-out val_fraction split
+    ]
     test = [("1514522", "707-320"), ("0062765", "Variant 3")]
     for split, rows in (("trainval", trainval), ("test", test)):
         (data / f"images_variant_{split}.txt").write_text("".join(f"{i} {v}\n" for i, v in rows))
@@ -117,6 +122,7 @@ def oxford_pets(root: Path) -> Path:
         ("Abyssinian_100", 1, 1),
         ("american_bulldog_10", 2, 2),
         ("yorkshire_terrier_1", 37, 2),
+        ("Abyssinian_102", 1, 1),  # a second image of a class: a held-out val_fraction split
     ]
     test = [("Abyssinian_101", 1, 1), ("yorkshire_terrier_2", 37, 2)]
     for split, rows in (("trainval", trainval), ("test", test)):

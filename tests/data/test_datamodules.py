@@ -69,12 +69,12 @@ FINE_GRAINED = [
     (Food101DataModule, fake_layouts.food101, 101, (4, 2), ("images/baby_back_ribs/1002.jpg", 1)),
     (StanfordCarsDataModule, fake_layouts.stanford_cars, 196, (3, 2), ("cars_test/00001.jpg", 195)),
     (Flowers102DataModule, fake_layouts.flowers102, 102, (4, 4), ("jpg/image_00005.jpg", 49)),
-    (FGVCAircraftDataModule, fake_layouts.fgvc_aircraft, 100, (3, 2), ("images/0062765.jpg", 5)),
+    (FGVCAircraftDataModule, fake_layouts.fgvc_aircraft, 100, (4, 2), ("images/0062765.jpg", 5)),
     (
         OxfordIIITPetDataModule,
         fake_layouts.oxford_pets,
         37,
-        (3, 2),
+        (4, 2),
         ("images/yorkshire_terrier_2.jpg", 36),
     ),
 ]

@@ -42,6 +42,14 @@ ORIGINAL_N = {
     "OxfordIIITPetDataModule": 3_680,
     "FGVCAircraftDataModule": 6_667,
 }
+# Images per class of the training split (the real sets': Flowers 20 per class in train+val,
+# Food-101 750, FGVC Aircraft 67 for 67 variants and 66 for 33), where a recipe holds out
+# val_fraction of each class: it trains on n − max(1, round(f · n)) per class.
+CLASS_SIZES = {
+    "Flowers102DataModule": [20] * 102,
+    "Food101DataModule": [750] * 101,
+    "FGVCAircraftDataModule": [67] * 67 + [66] * 33,
+}
 ORIGINAL_RUN = {  # recipe: (global batch, train_epochs, lr_warmup_epochs, initial LR)
     "imagenet/e0_resnet50": (1024, 120, 5, 0.4),  # train_vanila_from_scratch.sh
     "imagenet/e1_resnet50d": (1024, 120, 5, 0.4),
@@ -155,7 +163,14 @@ def test_recipe_trains_as_many_steps_as_the_original(path: Path) -> None:
     assert row.dropblock[0] == row.dropblock[1]  # cosine and keep-prob span the whole run
     assert row.lr[0] == pytest.approx(row.lr[1])  # the same global batch, so the same LR
     comment = re.search(r"max_epochs: \d+ +# ([\d,]+) optimizer steps", path.read_text())
-    if comment:  # the number the recipe quotes
+    config = yaml.safe_load(path.read_text())
+    fraction = config["data"]["init_args"].get("val_fraction", 0)
+    if comment and fraction:  # the number quoted: the original's rule on the part trained on
+        sizes = CLASS_SIZES[config["data"]["class_path"].rsplit(".", 1)[1]]
+        trained = sum(n - max(1, round(fraction * n)) for n in sizes)
+        steps = original_steps(row.epochs, trained, row.batch)
+        assert int(comment.group(1).replace(",", "")) == steps
+    elif comment:  # the number the recipe quotes
         assert int(comment.group(1).replace(",", "")) == row.steps[1]
 
 
