@@ -430,6 +430,8 @@ def lightning_cli(args: list[str]) -> None:
 
     # imported for their subclasses, so that short class_path names resolve
     from .data import datamodules, synthetic  # noqa: F401
+    from .retrieval import datamodules as retrieval_data  # noqa: F401
+    from .retrieval import task as retrieval_task  # noqa: F401
     from .robustness import datamodules as robustness_data  # noqa: F401
     from .robustness import imagenet_p, task  # noqa: F401
     from .tasks import ClassificationTask  # noqa: F401

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from jsonargparse import ArgumentParser
 
-from assembled_lightning import data
+from assembled_lightning import data, retrieval
 from assembled_lightning.cli import main, resolve_config_arguments
 from assembled_lightning.recipes import find_recipe
 from assembled_lightning.tasks import ClassificationTask
@@ -109,7 +109,10 @@ def test_unknown_or_escaping_recipe_names_fail_with_the_list(
 
 def option_classes() -> list[type]:
     modules = [getattr(data, name) for name in data.__all__ if name.endswith("DataModule")]
-    return [ClassificationTask, *modules]
+    retrieval_modules = [
+        getattr(retrieval, name) for name in retrieval.__all__ if name.endswith("DataModule")
+    ]
+    return [ClassificationTask, retrieval.RetrievalTask, *modules, *retrieval_modules]
 
 
 @pytest.mark.parametrize("component", option_classes(), ids=lambda c: c.__name__)

@@ -18,6 +18,9 @@ from assembled_lightning.weights import save_pretrained
 sys.path.insert(0, str(Path(__file__).parent / "data"))
 import fake_layouts
 
+sys.path.insert(0, str(Path(__file__).parent / "retrieval"))
+import fake_retrieval_layouts
+
 RECIPES_DIR = Path(__file__).resolve().parents[1] / "assembled_lightning" / "recipes"
 ALL_RECIPES = sorted(RECIPES_DIR.rglob("*.yaml"))
 # the robustness recipes evaluate (`test`): tests/robustness/test_task.py runs each of them
@@ -43,6 +46,8 @@ FAKE_DATA = {
     "oxford_pets": fake_layouts.oxford_pets,
     "fgvc_aircraft": fake_layouts.fgvc_aircraft,
 }
+# retrieval: layouts with images in the held-out validation classes too (val_classes)
+FAKE_RETRIEVAL_DATA = fake_retrieval_layouts.BY_RECIPE
 ON_ONE_CPU = [
     "--trainer.fast_dev_run=true",
     "--trainer.accelerator=cpu",
@@ -100,6 +105,15 @@ def recipe_arguments(recipe: Path, tmp_path: Path, imagenet_weights: Path) -> li
             "--data.init_args.eval_type=imagenet_64",
             f"--model.init_args.weights={imagenet_weights}",
         ]
+    elif recipe.parent.name == "retrieval":
+        root = FAKE_RETRIEVAL_DATA[recipe.stem](tmp_path / "data")
+        args += [
+            f"--data.init_args.root={root}",
+            *TINY_DATA,
+            "--data.init_args.images_per_class=2",
+            "--data.init_args.eval_type=imagenet_64",
+            f"--model.init_args.weights={imagenet_weights}",
+        ]
     return args
 
 
@@ -122,6 +136,7 @@ def test_recipes_cover_the_paper_rows() -> None:
     ):
         assert f"imagenet/{row}" in names
     assert {f"finetune/{name}" for name in FAKE_DATA} <= names
+    assert {f"retrieval/{name}" for name in ("sop", "cub200", "cars196")} <= names
     assert "recipes/quickstart" in names
     assert {recipe.path for recipe in list_recipes()} == set(ALL_RECIPES)
     robustness = {r.stem for r in ALL_RECIPES if r.parent.name == "robustness"}

@@ -329,3 +329,28 @@ def parse_stanford_online_products(root: Path, split: str) -> Parsed:
         for row in rows
     ]
     return samples, [str(c) for c in class_ids]
+
+
+CARS196_TRAIN_CLASSES = range(1, 99)
+"""Cars-196 zero-shot retrieval: classes 1–98 train, 99–196 test (the split of Song et al.
+2016 that the paper's Table 9 uses), over all 16,185 images of both annotation files."""
+
+
+def parse_cars196_retrieval(root: Path, split: str) -> Parsed:
+    """Cars-196 zero-shot retrieval: 'retrieval_train' (classes 1–98, 8,054 images) /
+    'retrieval_test' (99–196, 8,131) from the images of Stanford Cars' train *and* test
+    annotations together, labels renumbered from 0 within the split."""
+    if split not in ("retrieval_train", "retrieval_test"):
+        raise ValueError(
+            f"Cars-196 retrieval splits are 'retrieval_train' and 'retrieval_test', got {split!r}"
+        )
+    train_samples, classes = parse_stanford_cars(root, "train")
+    test_samples, _ = parse_stanford_cars(root, "test")
+    first = len(CARS196_TRAIN_CLASSES)  # labels 0..97 are classes 1..98
+    wanted = range(first) if split == "retrieval_train" else range(first, len(classes))
+    samples = [
+        Sample(sample.path, sample.label - wanted.start, sample.sample_id)
+        for sample in train_samples + test_samples
+        if sample.label in wanted
+    ]
+    return samples, [classes[label] for label in wanted]
