@@ -13,6 +13,9 @@ from torch import nn
 from .features import FeatureIndices, FeatureInfo, feature_indices
 from .layers import set_dropblock_keep_prob
 
+HEAD_STAGE = "head"
+"""The classifier's stage in ``Backbone.parameter_stages``: always the last one."""
+
 # TF's truncated normal keeps ±2 std and divides the std by this to restore the variance.
 _TF_TRUNCATED_NORMAL_STD = 0.87962566103423978
 
@@ -139,6 +142,18 @@ class Backbone(nn.Module):
         if prune_head:
             self.reset_classifier(0)
         return list(take)
+
+    def parameter_stages(self) -> list[tuple[str, list[str]]]:
+        """Named stages in forward order, each with the names of the modules that own its
+        parameters, the classifier last as ``head`` (as timm's ``group_matcher``): what
+        fine-tuning freezes, unfreezes or gives a layer-wise LR. Every parameter belongs to
+        exactly one stage. By default one stage per feature map (``stem``, ``stage1``, ...);
+        families with conventional stage names override it."""
+        names = ["stem", *(f"stage{index}" for index in range(1, len(self.feature_stages)))]
+        stages = [
+            (name, list(modules)) for name, modules in zip(names, self.feature_stages, strict=True)
+        ]
+        return [*stages, (HEAD_STAGE, ["fc"])]
 
     def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
         """Global average pool, then the classifier unless ``pre_logits`` (the embedding)."""

@@ -16,7 +16,7 @@ import torch
 import torch.fx
 from torch import nn
 
-from .base import Backbone
+from .base import HEAD_STAGE, Backbone
 from .big_little import BigLittleStage, BigLittleStem
 from .blocks import ResidualBlock, batch_norm, conv, make_stage
 from .config import ResNetConfig
@@ -47,6 +47,12 @@ class AssembleResNet(Backbone):
     )
     """timm's ResNet maps: the stem's ReLU output (reduction 2, before the pool, the last map
     at that resolution), then each stage's output."""
+
+    def parameter_stages(self) -> list[tuple[str, list[str]]]:
+        """torchvision's names: ``stem`` (conv1, bn1 and the stem pool, which holds the
+        BigLittleNet stem's convolutions), ``layer1``..``layer4``, then ``head``."""
+        layers = [(f"layer{index}", [f"layer{index}"]) for index in range(1, 5)]
+        return [("stem", ["conv1", "bn1", "stem_pool"]), *layers, (HEAD_STAGE, ["fc"])]
 
     def __init__(self, config: ResNetConfig | None = None, **overrides: Any) -> None:
         super().__init__()

@@ -2,14 +2,15 @@
 hyper-parameters and calls ``configure_models`` / ``configure_losses`` / ``configure_metrics``):
 the model from a registry name, weights or a ``fit`` checkpoint; the original's SGD with its
 weight-decay rule, LR scaled by the global batch, warm-up + cosine per step (ORIGINAL.md §3);
-the DropBlock keep-prob schedule (paper §3.2); EMA; channels-last; exact resume."""
+the DropBlock keep-prob schedule (paper §3.2); EMA; channels-last; exact resume; SGD groups per
+model stage, scaled by the fine-tuning callbacks (``finetuning``)."""
 
 from __future__ import annotations
 
 import math
 import os
 import warnings
-from collections.abc import MutableMapping
+from collections.abc import Callable, MutableMapping
 from typing import Any
 
 import lightning as L
@@ -20,31 +21,15 @@ from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from ..models import Backbone, get_model_entry
 from ..weights.checkpoint import model_architecture
 from ..weights.pretrained import build_model
+from .finetuning import (
+    StageSchedule,
+    combined_scale,
+    hold_frozen_stages,
+    refresh_lrs,
+    stage_schedules,
+)
 from .schedules import linear_keep_prob, warmup_cosine
-
-
-def parameter_groups(
-    model: nn.Module, weight_decay: float, decay_bias: bool = True
-) -> list[dict[str, Any]]:
-    """Two SGD groups. As the original: every trainable variable except BatchNorm's is decayed,
-    the classifier bias included (``decay_bias=False`` keeps all biases undecayed)."""
-    norm_params = {
-        id(p)
-        for m in model.modules()
-        if isinstance(m, nn.modules.batchnorm._BatchNorm)
-        for p in m.parameters(recurse=False)
-    }
-    decay: list[nn.Parameter] = []
-    no_decay: list[nn.Parameter] = []
-    for name, parameter in model.named_parameters():
-        if not parameter.requires_grad:
-            continue
-        skip = id(parameter) in norm_params or (not decay_bias and name.endswith(".bias"))
-        (no_decay if skip else decay).append(parameter)
-    return [
-        {"params": decay, "weight_decay": weight_decay, "name": "decay"},
-        {"params": no_decay, "weight_decay": 0.0, "name": "no_decay"},
-    ]
+from .stages import StageLayout, stage_layout, stage_parameter_groups
 
 
 def build_task_model(hparams: MutableMapping[str, Any], num_classes: int | None) -> nn.Module:
@@ -71,7 +56,10 @@ class BaseTask(L.LightningModule):
     ``configure_losses`` and ``configure_metrics`` (default: nothing). ``self.model`` is then
     optimised by SGD with the original's weight-decay groups, its LR scaled by the global batch
     and scheduled per step; a subclass whose steps mix loaded images together overrides
-    ``data_passes_per_epoch``.
+    ``data_passes_per_epoch``. The groups are split per model stage (``stage_names``) so that
+    the fine-tuning callbacks (``FreezeBackbone``, ``StagedUnfreeze``, ``LayerwiseLRDecay``)
+    can scale them; without one every stage has the same LR (full fine-tuning). A subclass
+    that overrides ``on_train_epoch_start`` or ``on_train_batch_start`` calls ``super()``.
 
     Args:
         model: Registered model name (``assembled_lightning.list_models()``), e.g.
@@ -154,6 +142,7 @@ class BaseTask(L.LightningModule):
         if self.ema is not None:  # averaged, never trained: keep it out of autograd and DDP
             self.ema.requires_grad_(False)
         self._schedule: tuple[int, int] | None = None
+        self._stage_layout: StageLayout | None = None
         self.configure_losses()
         self.configure_metrics()
 
@@ -273,7 +262,8 @@ class BaseTask(L.LightningModule):
         return warmup, total
 
     def on_train_batch_start(self, batch: Any, batch_idx: int) -> None:
-        """This step's DropBlock keep probability, on every backbone inside the model."""
+        """This step's DropBlock keep probability, on every backbone inside the model; the
+        frozen stages held still (``_hold_frozen_stages``)."""
         start, end = self.hparams["dropblock_keep_prob"]
         if self._schedule is None:
             self._schedule = self.schedule_steps()
@@ -282,6 +272,58 @@ class BaseTask(L.LightningModule):
             if isinstance(module, Backbone):
                 module.set_dropblock_keep_prob(keep_prob)
         self.log("train/keep_prob", keep_prob)
+        self._hold_frozen_stages(batch_idx)
+
+    def on_train_epoch_start(self) -> None:
+        """Re-evaluate the LR of every group for this epoch: Lightning stepped the scheduler
+        after the last step of the previous epoch, still counting that epoch, so a stage
+        unfrozen (or frozen) from this epoch on would start one step late."""
+        if self._stage_schedules():
+            configs = self.trainer.lr_scheduler_configs
+            refresh_lrs(configs[0].scheduler if configs else None)
+
+    def _hold_frozen_stages(self, batch_idx: int) -> None:
+        if self._stage_schedules():
+            hold_frozen_stages(
+                self._layout(),
+                self.trainer.optimizers[0],
+                self.stage_scale,
+                self.trainer.current_epoch,
+                first_batch=batch_idx == 0,
+            )
+
+    def stage_names(self) -> list[str]:
+        """The model's stages in forward order, ``head`` last (``Backbone.parameter_stages``;
+        parameters outside the backbone belong to ``head``): the names the fine-tuning
+        callbacks take."""
+        return self._layout().names
+
+    def stage_scale(self, stage: str, epoch: int | None = None) -> float:
+        """The LR multiplier of ``stage`` in ``epoch`` (default: the current one) from the
+        trainer's fine-tuning callbacks; 1 without any."""
+        schedules = self._stage_schedules()
+        if not schedules:
+            return 1.0
+        epoch = self.trainer.current_epoch if epoch is None else epoch
+        return combined_scale(schedules, stage, self._layout().depth(stage), epoch)
+
+    def _stage_schedules(self) -> list[StageSchedule]:
+        return stage_schedules(getattr(self._trainer, "callbacks", None))
+
+    def _layout(self) -> StageLayout:
+        if self._stage_layout is None:
+            skip = [self.ema] if self.ema is not None else []
+            self._stage_layout = stage_layout(self, self.model, skip)
+        return self._stage_layout
+
+    def _lr_factor(self, stage: str, warmup: int, total: int) -> Callable[[int], float]:
+        """One group's LambdaLR factor: warm-up + cosine × the stage's multiplier (a plain
+        function, so that LambdaLR's state dict leaves it out)."""
+
+        def factor(step: int) -> float:
+            return warmup_cosine(step, warmup, total) * self.stage_scale(stage)
+
+        return factor
 
     @property
     def learning_rate(self) -> float:
@@ -294,17 +336,20 @@ class BaseTask(L.LightningModule):
         return self.hparams["base_lr"] * global_batch / self.hparams["batch_denominator"]
 
     def configure_optimizers(self) -> Any:
+        """SGD over two groups per stage (``stages.stage_parameter_groups``), every parameter
+        in from step 0 so that DDP and resume see one fixed optimizer; one LambdaLR factor per
+        group: warm-up + cosine per step × the stage's fine-tuning multiplier."""
         hp = self.hparams
+        self._stage_layout = None  # the model as it is now
         optimizer = torch.optim.SGD(
-            parameter_groups(self, hp["weight_decay"], hp["decay_bias"]),
+            stage_parameter_groups(self._layout(), hp["weight_decay"], hp["decay_bias"]),
             lr=self.learning_rate,
             momentum=hp["momentum"],
             nesterov=hp["nesterov"],
         )
         warmup, total = self._schedule = self.schedule_steps()
-        scheduler = torch.optim.lr_scheduler.LambdaLR(
-            optimizer, lambda step: warmup_cosine(step, warmup, total)
-        )
+        factors = [self._lr_factor(g["stage"], warmup, total) for g in optimizer.param_groups]
+        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, factors)
         return {
             "optimizer": optimizer,
             "lr_scheduler": {"scheduler": scheduler, "interval": "step"},
