@@ -30,7 +30,9 @@ LIGHTNING_COMMANDS = {
     "validate": "evaluate a model on the validation split (--ckpt_path to load a checkpoint)",
     "test": "evaluate a model on the test split (--ckpt_path to load a checkpoint); with "
     "RobustnessTask, on ImageNet-C / -P or corrupted data (--config imagenet_c)",
-    "predict": "class probabilities for the prediction split (--ckpt_path to load a checkpoint)",
+    "predict": "class probabilities of a data set or a folder of images (--config "
+    "predict/folder --ckpt_path CKPT --data.root=FOLDER); TopKPredictionWriter writes the top-k "
+    "named classes to CSV / JSON",
 }
 
 
@@ -429,7 +431,8 @@ def lightning_cli(args: list[str]) -> None:
     from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 
     # imported for their subclasses, so that short class_path names resolve
-    from .data import datamodules, synthetic  # noqa: F401
+    from . import predict  # noqa: F401
+    from .data import datamodules, synthetic, unlabelled  # noqa: F401
     from .retrieval import datamodules as retrieval_data  # noqa: F401
     from .retrieval import task as retrieval_task  # noqa: F401
     from .robustness import datamodules as robustness_data  # noqa: F401

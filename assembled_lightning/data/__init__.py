@@ -37,6 +37,7 @@ if TYPE_CHECKING:
         StanfordOnlineProductsDataModule,
     )
     from .synthetic import SyntheticShapesDataModule
+    from .unlabelled import UnlabelledImageFolderDataModule
 
 __all__ = [
     "EVAL_TYPES",
@@ -60,15 +61,22 @@ __all__ = [
     "SyntheticShapesDataModule",
     "TeacherLogitStore",
     "TrainTransform",
+    "UnlabelledImageFolderDataModule",
     "decode_image",
     "eval_transform",
     "extract_teacher_logits",
 ]
 
 
+_OWN_MODULES = {
+    "SyntheticShapesDataModule": "synthetic",
+    "UnlabelledImageFolderDataModule": "unlabelled",
+}
+
+
 def __getattr__(name: str) -> Any:
     """The DataModules (every ``*DataModule`` name), imported with Lightning on first use."""
     if name not in __all__ or not name.endswith("DataModule"):
         raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    module = "synthetic" if name == "SyntheticShapesDataModule" else "datamodules"
+    module = _OWN_MODULES.get(name, "datamodules")
     return getattr(importlib.import_module(f"{__name__}.{module}"), name)

@@ -153,7 +153,10 @@ def _bound_size(image: Image.Image, label: str) -> bool:
     raise _over_bound(label, width, height, bound)
 
 
-def _to_rgb(image: Image.Image, label: str) -> Image.Image:
+def pil_to_rgb(image: Image.Image, label: str) -> Image.Image:
+    """``image`` as 8-bit RGB, as every decoded file becomes (CMYK, grayscale, palette,
+    16-bit and alpha modes converted); 32-bit and float pixels refused (``label`` names the
+    image in the error)."""
     if image.mode in ("I", "F"):
         kind = "32-bit integer" if image.mode == "I" else "floating-point"
         raise ImageDecodeError(
@@ -225,7 +228,7 @@ def decode_image(
             if fast is not None:
                 return fast
             image.load()
-            rgb = _to_rgb(image, label)
+            rgb = pil_to_rgb(image, label)
     except ImageDecodeError:
         raise
     except Image.DecompressionBombError as error:  # Pillow's own refusal, over twice the bound

@@ -5,7 +5,8 @@ Eval types resize the shorter side and centre-crop: ``imagenet`` (256 → 224),
 Assemble-ResNet-152), and the generic ``imagenet_XXX`` (int(XXX / 0.875) → XXX) and
 ``imagenet_XXXa`` (XXX + 1 → XXX). The resize is TF1's legacy bilinear kernel, which converted
 weights were evaluated with; normalisation is the original's mean subtraction on 0..255 pixels or
-torchvision's mean/std.
+torchvision's mean/std. The eval transform takes a decoded tensor or, as torchvision's weight
+transforms do, a PIL image, made RGB exactly as image files are decoded (:mod:`.decode`).
 """
 
 from __future__ import annotations
@@ -16,9 +17,11 @@ from typing import Literal
 import numpy as np
 import torch
 import torch.nn.functional as F
+from PIL import Image
 from torch import nn
 
 from .autoaugment import AutoAugment
+from .decode import pil_to_rgb
 
 ORIGINAL_MEAN_RGB = (123.68, 116.78, 103.94)
 TORCHVISION_MEAN_RGB = (0.485, 0.456, 0.406)
@@ -115,9 +118,19 @@ class Normalize(nn.Module):
         return repr(self.normalization)
 
 
+def pil_to_rgb_tensor(image: Image.Image) -> torch.Tensor:
+    """RGB ``uint8 [3, H, W]`` of a PIL image, converted as :func:`~.decode.decode_image` converts
+    a file's pixels (alpha dropped, grayscale replicated, CMYK by Pillow, 16-bit grayscale by its
+    high byte; 32-bit and float images refused), so an image opened by the caller gives the
+    tensor its file would."""
+    label = f"<PIL image, mode {image.mode}, {image.width}×{image.height}>"
+    array = np.array(pil_to_rgb(image, label), dtype=np.uint8)
+    return torch.from_numpy(array).permute(2, 0, 1)
+
+
 class EvalTransform(nn.Module):
-    """Decoded ``uint8 [3, H, W]`` (or a batch) → shorter side ``resize`` → centre ``crop`` →
-    normalised float32 ``[3, crop, crop]``.
+    """Decoded ``uint8 [3, H, W]`` (or a batch), or a PIL image (:func:`pil_to_rgb_tensor`) →
+    shorter side ``resize`` → centre ``crop`` → normalised float32 ``[3, crop, crop]``.
 
     With the defaults this is the original's eval branch (ORIGINAL.md §4): the float32-truncated
     aspect-preserving size, TF1's legacy bilinear kernel, offsets ``(side - crop) // 2`` and mean
@@ -144,7 +157,9 @@ class EvalTransform(nn.Module):
         self.resize, self.crop, self.interpolation = resize, crop, interpolation
         self.normalize = Normalize(normalization)
 
-    def forward(self, image: torch.Tensor) -> torch.Tensor:
+    def forward(self, image: torch.Tensor | Image.Image) -> torch.Tensor:
+        if isinstance(image, Image.Image):
+            image = pil_to_rgb_tensor(image)
         size = resize_shorter_side_size(image.shape[-2], image.shape[-1], self.resize)
         if self.interpolation == "tf_legacy_bilinear":
             resized = tf_legacy_resize_bilinear(image, size)

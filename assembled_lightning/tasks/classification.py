@@ -12,6 +12,7 @@ from torchmetrics import MeanMetric, Metric, MetricCollection
 from torchmetrics.classification import MulticlassAccuracy
 
 from ..robustness.metrics import ExpectedCalibrationError
+from ..weights.categories import category_list
 from .base import BaseTask
 from .losses import (
     MixupType,
@@ -110,6 +111,8 @@ class ClassificationTask(BaseTask):
             ema_decay=ema_decay,
             reset_bn_statistics=reset_bn_statistics,
         )
+        self.categories: list[str] | None = None
+        """Class names of the outputs, kept in checkpoints (see ``on_save_checkpoint``)."""
 
     def configure_metrics(self) -> None:
         """Training loss; top-1, top-5 (from 5 classes) and ECE on validation and test."""
@@ -208,7 +211,34 @@ class ClassificationTask(BaseTask):
     def test_step(self, batch: dict[str, Any], batch_idx: int) -> None:
         self._evaluate(batch, self.test_metrics, "test")
 
-    def predict_step(self, batch: dict[str, Any], batch_idx: int) -> torch.Tensor:
-        if not len(batch["target"]):  # every file of the batch was bad and dropped
-            return torch.empty(0, self.hparams["num_classes"], device=self.device)
-        return self(batch["image"]).softmax(-1)
+    def predict_step(self, batch: dict[str, Any], batch_idx: int) -> dict[str, Any]:
+        """``sample_id`` (list) and ``probabilities`` (softmax, ``[N, num_classes]``) of a batch,
+        labelled or not; ``predict.TopKPredictionWriter`` writes them to a file."""
+        if "sample_id" not in batch:
+            raise KeyError(
+                "predict batches need a 'sample_id' list to name their images: use the "
+                "package's DataModules (e.g. UnlabelledImageFolderDataModule) or collate_samples"
+            )
+        ids = list(batch["sample_id"])
+        if not ids:  # every file of the batch was bad and dropped
+            empty = torch.empty(0, self.hparams["num_classes"], device=self.device)
+            return {"sample_id": ids, "probabilities": empty}
+        return {"sample_id": ids, "probabilities": self(batch["image"]).float().softmax(-1)}
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        """Keep the class names (``categories``) with the weights, so that predictions from
+        this checkpoint are named as the training data's classes: those of the DataModule
+        trained on (its ``classes``), else the names this task was loaded with."""
+        super().on_save_checkpoint(checkpoint)
+        datamodule = getattr(self.trainer, "datamodule", None)
+        classes = list(getattr(datamodule, "classes", None) or [])
+        if len(classes) == self.hparams["num_classes"]:
+            self.categories = classes
+        if self.categories is not None:
+            checkpoint["categories"] = list(self.categories)
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        """Restore the class names a checkpoint kept (``on_save_checkpoint``)."""
+        super().on_load_checkpoint(checkpoint)
+        names = checkpoint.get("categories")
+        self.categories = None if names is None else category_list(names, "checkpoint")

@@ -18,6 +18,7 @@ import torch
 from torch import nn
 
 from ..models import AssembleResNet, ResNetConfig, create_model, get_model_entry, list_models
+from .categories import imagenet_categories
 from .convert import is_model_variable, state_dict_from_tf, tf_variable_map
 from .hub import WEIGHTS_FILE, read_safetensors
 from .pretrained import save_pretrained
@@ -241,7 +242,7 @@ def convert_tf_checkpoint(
         )
         notes += [f"{item}: not confirmed (no --golden)" for item in unconfirmed]
 
-    meta = {
+    meta: dict[str, Any] = {
         "label_offset": 0 if drop_background else 1,
         "preprocessing_type": preprocessing_type or _PREPROCESSING.get(model_name, "imagenet"),
         "normalization": "original",
@@ -250,6 +251,8 @@ def convert_tf_checkpoint(
         "num_params": sum(p.numel() for p in model.parameters()),
         "description": f"{model_name} converted from the original TensorFlow checkpoint",
     }
+    if model.config.num_classes in (1000, 1001):  # ImageNet (1001: the background class first)
+        meta["categories"] = imagenet_categories(model.config.num_classes)
     folder = save_pretrained(model.eval(), out, architecture=model_name, meta=meta)
     written = read_safetensors(folder / WEIGHTS_FILE)
     max_diff = 0.0

@@ -28,6 +28,7 @@ from ..models import (
     ResNetConfig,
     create_model,
 )
+from .categories import category_list, check_categories
 from .checkpoint import CHECKPOINT_SUFFIXES, model_state, read_checkpoint, task_architecture
 from .hub import (
     CONFIG_FILE,
@@ -104,11 +105,18 @@ def save_pretrained(
     architecture: str | None = None,
     meta: dict[str, Any] | None = None,
 ) -> Path:
-    """Write ``model.safetensors``, ``config.json`` and a ``README.md`` model card to ``folder``."""
-    folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
+    """Write ``model.safetensors``, ``config.json`` and a ``README.md`` model card to ``folder``.
+
+    ``meta`` (label_offset, preprocessing_type, normalization, categories: one class name per
+    output, ...) is kept in ``config.json`` and read back by :func:`read_description`."""
     family = model_family(model)
     config = cast(Backbone, model).config
+    categories = (meta or {}).get("categories")
+    if categories is not None:
+        names = category_list(categories, "meta['categories']")
+        check_categories(names, config.num_classes, "meta['categories']")
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
     description = {
         "architecture": architecture,
         "family": family,
@@ -159,6 +167,12 @@ _DESCRIPTION_KEYS = {"architecture", "family", "config", "meta"}
 
 def read_pretrained_folder(folder: Path) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
     """``config.json`` (checked: see ``check_description``) and the tensors of a folder."""
+    return read_description(folder), read_safetensors(folder / WEIGHTS_FILE)
+
+
+def read_description(folder: Path) -> dict[str, Any]:
+    """A pretrained folder's ``config.json``, checked (``check_description``), without reading
+    its tensors: the architecture, the config and the meta its writer kept."""
     config_path = folder / CONFIG_FILE
     if not config_path.is_file():
         raise WeightsError(
@@ -173,7 +187,7 @@ def read_pretrained_folder(folder: Path) -> tuple[dict[str, Any], dict[str, torc
             "`save_pretrained` or `assembled-lightning convert-tf`"
         ) from error
     check_description(description, config_path)
-    return description, read_safetensors(folder / WEIGHTS_FILE)
+    return cast(dict[str, Any], description)
 
 
 def check_description(description: Any, path: Path) -> None:
@@ -199,10 +213,14 @@ def check_description(description: Any, path: Path) -> None:
     unknown = sorted(set(values) - fields)
     if unknown:
         raise fail(f"unknown {config_class.__name__} field(s) {unknown}; allowed: {sorted(fields)}")
-    if not isinstance(description.get("meta", {}), dict):
+    meta = description.get("meta", {})
+    if not isinstance(meta, dict):
         raise fail("'meta' must be an object")
     try:
-        config_class().replace(**values)
+        config = config_class().replace(**values)
+        if meta.get("categories") is not None:
+            names = category_list(meta["categories"], "meta 'categories'")
+            check_categories(names, config.num_classes, "meta 'categories'")
     except (TypeError, ValueError) as error:
         raise fail(str(error)) from error
 

@@ -2,7 +2,8 @@
 
 An entry says where a file lives (Hugging Face repo, file, pinned revision, sha256), which
 registered model and config it fits, and what a user needs to use it: the eval transform, the
-label offset of the original's 1001-way head, the paper's metrics, size and licence.
+label offset of the original's 1001-way head, the class names of the outputs (torchvision's
+ImageNet list), the paper's metrics, size and licence.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from typing import Any
 from torch import nn
 
 from ..data.transforms import eval_transform
+from .categories import imagenet_categories
 
 _COMMIT = re.compile(r"[0-9a-f]{40}")
 _SHA256 = re.compile(r"[0-9a-fA-F]{64}")
@@ -37,9 +39,10 @@ class Weights:
     hosted entry."""
     config_overrides: dict[str, Any] = field(default_factory=dict)
     meta: dict[str, Any] = field(default_factory=dict)
-    """num_classes, label_offset, preprocessing_type, normalization, metrics (the paper's),
-    num_params, gmacs (multiply-adds at eval_size, torch.utils.flop_counter), source, licence,
-    hosted (whether the file has been uploaded; an entry that does not say is hosted)."""
+    """num_classes, label_offset, categories (one class name per output), preprocessing_type,
+    normalization, metrics (the paper's), num_params, gmacs (multiply-adds at eval_size,
+    torch.utils.flop_counter), source, licence, hosted (whether the file has been uploaded; an
+    entry that does not say is hosted)."""
 
     def __post_init__(self) -> None:
         if not self.hosted:
@@ -67,14 +70,21 @@ class Weights:
         return int(self.meta["num_classes"])
 
     def transforms(self) -> nn.Module:
-        """The eval preprocessing these weights expect (decoded uint8 [3, H, W] → float)."""
-        return eval_transform(
-            self.meta.get("preprocessing_type", "imagenet"),
-            normalization=self.meta.get("normalization", "original"),
-        )
+        """The eval preprocessing these weights expect: a decoded uint8 [3, H, W] tensor or a PIL
+        image (made RGB as files are decoded) → normalised float [3, crop, crop]."""
+        return transforms_from_meta(self.meta)
 
     def __str__(self) -> str:
         return self.name
+
+
+def transforms_from_meta(meta: dict[str, Any]) -> nn.Module:
+    """The eval preprocessing a weights meta names (``preprocessing_type``, ``normalization``;
+    the defaults ``imagenet`` and ``original``), e.g. the meta of a pretrained folder."""
+    return eval_transform(
+        meta.get("preprocessing_type", "imagenet"),
+        normalization=meta.get("normalization", "original"),
+    )
 
 
 _LICENSE = "Apache-2.0 (weights and code of clovaai/assembled-cnn)"
@@ -99,6 +109,7 @@ WEIGHTS: dict[str, Weights] = {
             meta={
                 **_COMMON_META,
                 "num_classes": 1000,
+                "categories": imagenet_categories(1000),
                 "preprocessing_type": "imagenet_224_256",
                 "metrics": {"top1": 82.78, "mCE": 48.89, "mFR": 32.3},
                 "num_params": 41_846_440,
@@ -114,6 +125,7 @@ WEIGHTS: dict[str, Weights] = {
             meta={
                 **_COMMON_META,
                 "num_classes": 1000,
+                "categories": imagenet_categories(1000),
                 "preprocessing_type": "imagenet_224_256a",
                 "metrics": {"top1": 84.19, "mCE": 43.27, "mFR": 29.3},
                 "num_params": 117_004_200,
