@@ -34,7 +34,7 @@ def test_recipe_keeps_the_papers_settings(recipe: Path) -> None:
         )
     else:
         assert (task["head"], task["recall_ks"]) == ("norm_softmax", [1, 2, 4, 8])
-    (checkpoint,) = config["trainer"]["callbacks"]
-    assert checkpoint["init_args"]["monitor"] == "val/recall@1"
-    assert checkpoint["init_args"]["mode"] == "max"
+    best, last = config["trainer"]["callbacks"]  # the best (first: --ckpt_path best), last.ckpt
+    assert best["init_args"] == {"monitor": "val/recall@1", "mode": "max"}
+    assert last["init_args"]["filename"] == "last" and "monitor" not in last["init_args"]
     assert config["data"]["init_args"]["val_classes"] > 0  # selected on held-out classes
