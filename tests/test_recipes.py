@@ -24,7 +24,9 @@ import fake_retrieval_layouts
 RECIPES_DIR = Path(__file__).resolve().parents[1] / "assembled_lightning" / "recipes"
 ALL_RECIPES = sorted(RECIPES_DIR.rglob("*.yaml"))
 # the robustness recipes evaluate (`test`): tests/robustness/test_task.py runs each of them
-RECIPES = [r for r in ALL_RECIPES if r.parent.name != "robustness"]
+# robustness/ (`test`) and predict/ (`predict`) recipes are run by their own tests:
+# tests/robustness/test_task.py, tests/predict/test_prediction_writer.py
+RECIPES = [r for r in ALL_RECIPES if r.parent.name not in ("robustness", "predict")]
 
 
 def stanford_cars_with_a_pair(root: Path) -> Path:

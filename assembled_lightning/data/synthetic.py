@@ -89,6 +89,7 @@ class _TensorImages(Dataset[dict[str, Any]]):
             "image": image,
             "target": int(self.labels[index]),
             "sample_id": f"{self.prefix}/{index:06d}",
+            "index": index,  # a retrieval metric's global sample index
         }
 
 

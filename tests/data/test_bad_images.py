@@ -165,11 +165,13 @@ def test_a_bad_training_image_is_replaced_by_the_next_good_one(tmp_path: Path) -
 @pytest.fixture
 def finished_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> L.Trainer:
     """The Food-101 fine-tune recipe (mixup 'halves') with 5 bad of 9 training files and an
-    all-bad validation batch, through the real CLI with fast_dev_run."""
+    all-bad validation batch (the test split: val_fraction 0), through the real CLI with
+    fast_dev_run."""
     root = food101_with_bad_files(tmp_path / "data", bad_test_split=True)
     trainers = capture_trainers(monkeypatch)
+    options = ("--data.init_args.max_bad_fraction=1.0", "--data.init_args.val_fraction=0")
     with pytest.warns(RuntimeWarning, match="skipping bad image"):
-        assert run_recipe(root, tmp_path, "--data.init_args.max_bad_fraction=1.0") == 0
+        assert run_recipe(root, tmp_path, *options) == 0
     return trainers[0]
 
 

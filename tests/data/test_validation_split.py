@@ -120,5 +120,5 @@ def test_a_split_of_single_image_classes_says_nothing_can_be_held_out(tmp_path: 
         write_image(tmp_path / "train" / f"class{c}" / "0.jpg", c)
         write_image(tmp_path / "val" / f"class{c}" / "0.jpg", 10 + c)
     data = ImageFolderDataModule(tmp_path, val_fraction=0.5, **TINY_OPTIONS)
-    with pytest.raises(ValueError, match="holds out no image.*val_fraction: 0"):
+    with pytest.raises(ValueError, match=r"holds out no image.*val_fraction: 0"):
         data.setup("fit")

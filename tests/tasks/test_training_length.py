@@ -148,11 +148,13 @@ def recipe_row(path: Path) -> Row:
     )
 
 
-# the classification recipes: robustness/ holds evaluation (`test`) recipes, which take no
-# steps; retrieval/ trains on P×K batches, whose epochs the original did not define
+# the classification recipes: robustness/ and predict/ hold recipes that take no steps;
+# retrieval/ trains on P×K batches, whose epochs the original did not define
 # (tests/retrieval/test_retrieval_splits.py checks their length)
 RECIPES = sorted(
-    r for r in RECIPES_DIR.rglob("*.yaml") if r.parent.name not in ("robustness", "retrieval")
+    r
+    for r in RECIPES_DIR.rglob("*.yaml")
+    if r.parent.name not in ("robustness", "retrieval", "predict")
 )
 
 
