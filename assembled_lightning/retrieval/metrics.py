@@ -12,13 +12,14 @@ matrix (14.6 GB in float32) is never built.
 from __future__ import annotations
 
 import itertools
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import torch
 from torch import Tensor
 from torchmetrics import Metric
 from torchmetrics.utilities import dim_zero_cat
+from torchmetrics.utilities.distributed import gather_all_tensors
 
 SOP_KS: tuple[int, ...] = (1, 10, 100, 1000)
 """The K reported on Stanford Online Products since Song et al. 2016 (the original's
@@ -194,6 +195,23 @@ class RecallAtK(Metric):
             hits += torch.stack([matches[:, :k].any(dim=1).sum() for k in self.ks])
         recalls = hits.double() / len(queries)
         return {f"recall@{k}": recall.float() for k, recall in zip(self.ks, recalls, strict=True)}
+
+    def _sync_dist(
+        self, dist_sync_fn: Callable[..., Any] = gather_all_tensors, process_group: Any = None
+    ) -> None:
+        """Gather every rank's samples, also from a rank that has none (a small split over many
+        devices): its empty states take the others' embedding width, so that every rank
+        gathers tensors of the same rank and dtype. The local states are restored after
+        ``compute`` (torchmetrics caches them before this call)."""
+        group = process_group or self.process_group
+        width = self.embeddings[0].shape[1] if self.embeddings else 0
+        widths = dist_sync_fn(torch.tensor([width], device=self.device), group=group)
+        width = max(int(w) for w in widths)
+        if not self.embeddings and width:
+            self.embeddings.append(torch.zeros(0, width, device=self.device))
+            self.labels.append(torch.zeros(0, dtype=torch.long, device=self.device))
+            self.indexes.append(torch.zeros(0, dtype=torch.long, device=self.device))
+        super()._sync_dist(dist_sync_fn, process_group)
 
     def _unique_samples(self) -> tuple[Tensor, Tensor]:
         """Embeddings (a new tensor) and labels of one copy per global index, in index order
