@@ -13,6 +13,7 @@ from torchmetrics import MeanMetric
 
 from ..models import Backbone
 from ..tasks.base import BaseTask, build_task_model
+from ..weights.checkpoint import MODEL_CLASSES_KEY
 from .heads import MARGIN_KINDS, MarginHead, MarginKind
 from .metrics import CUB_KS, RecallAtK
 from .model import EmbeddingNetwork
@@ -189,6 +190,13 @@ class RetrievalTask(BaseTask):
 
     def on_test_epoch_end(self) -> None:
         self._log_recall(self.test_recall, "test")
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        """Record that the backbone has no classifier, so that the checkpoint serves as
+        ``weights`` of another task (a classifier gets a new head, another retrieval run the
+        backbone); ``num_classes`` is the margin head's."""
+        super().on_save_checkpoint(checkpoint)
+        checkpoint[MODEL_CLASSES_KEY] = 0
 
     def predict_step(self, batch: dict[str, Any], batch_idx: int) -> dict[str, Any]:
         """``embeddings`` (unit length), ``sample_id`` and ``target`` of the batch's items."""

@@ -22,8 +22,11 @@ from .hub import WeightsError
 
 CHECKPOINT_SUFFIXES = (".ckpt", ".pt", ".pth")
 # the task's averaged weights first (those it evaluates with), then its trained ones, a DDP
-# wrapper's and torch.compile's
-_PREFIXES = ("ema.module.", "model.", "module.", "_orig_mod.")
+# wrapper's and torch.compile's; a retrieval task's backbone sits inside its embedding network
+_PREFIXES = ("ema.module.", "model.", "backbone.", "module.", "_orig_mod.")
+MODEL_CLASSES_KEY = "model_num_classes"
+"""Checkpoint entry of a task whose model's classifier is not ``num_classes`` wide (a retrieval
+task's backbone has none: 0); absent, the model has ``num_classes`` outputs."""
 
 
 @dataclass(frozen=True)
@@ -67,7 +70,8 @@ def task_architecture(content: dict[str, Any], path: Path) -> TaskArchitecture |
     hparams = content.get("hyper_parameters")
     if not isinstance(hparams, dict) or not isinstance(hparams.get("model"), str):
         return None
-    num_classes, overrides = hparams.get("num_classes"), hparams.get("model_overrides") or {}
+    num_classes = content.get(MODEL_CLASSES_KEY, hparams.get("num_classes"))
+    overrides = hparams.get("model_overrides") or {}
     if not isinstance(num_classes, int) or not isinstance(overrides, dict):
         raise WeightsError(
             f"{path}: hyper-parameters num_classes ({num_classes!r}) must be an integer and "

@@ -302,7 +302,9 @@ def model_from_checkpoint(path: Path, name: str, **kwargs: Any) -> nn.Module:
                 f"{architecture.model} from it"
             )
         kwargs = {"num_classes": architecture.num_classes, **architecture.model_overrides, **kwargs}
-    model = create_model(name, **kwargs)
+    # a backbone saved without classifier (a retrieval task's) loads as it is, then gets a head
+    new_head = architecture is not None and architecture.num_classes == 0
+    model = create_model(name, **{**kwargs, "num_classes": 0} if new_head else kwargs)
     state = model_state(content, set(model.state_dict()))
     try:
         load_pretrained_state(model, state, source=f"checkpoint {path}")
@@ -323,6 +325,8 @@ def model_from_checkpoint(path: Path, name: str, **kwargs: Any) -> nn.Module:
             "do not fit: leave out the ones that change the architecture (base_width, "
             f"block_counts, ...) to fine-tune from it.\n{error}"
         ) from error
+    if new_head and kwargs["num_classes"] and isinstance(model, Backbone):
+        model.reset_classifier(kwargs["num_classes"])
     return model
 
 
