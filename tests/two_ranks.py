@@ -1,5 +1,5 @@
 """Run a worker script as two gloo ranks on the CPU and read what each rank wrote: the launcher
-of the metric DDP tests (each worker writes ``<folder>/rank<R>.json``)."""
+of the DDP tests (each worker writes ``<folder>/rank<R>.json``)."""
 
 from __future__ import annotations
 
@@ -18,9 +18,13 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def run_two_ranks(script: Path, folder: Path, timeout: float = 120) -> list[Any]:
+def run_two_ranks(
+    script: Path, folder: Path, timeout: float = 120, lightning: bool = False
+) -> list[Any]:
     """Start ``script folder`` as ranks 0 and 1 (one thread each), wait, return their JSONs;
-    a failing rank fails the test with the end of its log."""
+    a failing rank fails the test with the end of its log. ``lightning``: the processes are
+    the two devices of a Lightning ``strategy="ddp"`` Trainer on one node (``LOCAL_RANK``,
+    ``NODE_RANK``), as Lightning's own launcher starts them; else plain ``RANK`` processes."""
     env = {
         **os.environ,
         "MASTER_ADDR": "127.0.0.1",
@@ -28,11 +32,14 @@ def run_two_ranks(script: Path, folder: Path, timeout: float = 120) -> list[Any]
         "WORLD_SIZE": "2",
         "OMP_NUM_THREADS": "1",
     }
+    rank_variable = "RANK"
+    if lightning:
+        env["NODE_RANK"], rank_variable = "0", "LOCAL_RANK"
     logs = [folder / f"log{rank}.txt" for rank in (0, 1)]
     processes = [
         subprocess.Popen(
             [sys.executable, str(script), str(folder)],
-            env={**env, "RANK": str(rank)},
+            env={**env, rank_variable: str(rank)},
             stdout=log.open("w"),
             stderr=subprocess.STDOUT,
         )

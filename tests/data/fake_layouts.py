@@ -4,6 +4,7 @@ split files, with a few 20×24 JPEGs. Class counts in the metadata are the real 
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -134,13 +135,14 @@ def oxford_pets(root: Path) -> Path:
     return root
 
 
-def cub200(root: Path) -> Path:
-    """Two images in each of classes 1, 2, 101 and 200; one of each pair in the train split."""
+def cub200(root: Path, image_labels: Sequence[int] = (1, 1, 2, 2, 101, 101, 200, 200)) -> Path:
+    """One image per entry of ``image_labels`` (1-based classes; by default two in each of
+    classes 1, 2, 101 and 200), alternately in the test and the train split."""
     base = root / "CUB_200_2011"
     base.mkdir(parents=True)
     (base / "classes.txt").write_text("".join(f"{c} {c:03d}.Bird_{c}\n" for c in range(1, 201)))
     images, labels, split = [], [], []
-    for n, label in enumerate([1, 1, 2, 2, 101, 101, 200, 200], start=1):
+    for n, label in enumerate(image_labels, start=1):
         path = f"{label:03d}.Bird_{label}/Bird_{label}_{n}.jpg"
         write_image(base / "images" / path, n)
         images.append(f"{n} {path}")

@@ -11,6 +11,7 @@ from pathlib import Path
 from scipy.io import savemat
 
 sys.path.insert(0, str(Path(__file__).parents[1] / "data"))  # as tests/test_recipes.py does
+import fake_layouts
 from fake_layouts import _annotations, write_image
 
 # CUB-200-2011 classes (1-based) with images: both ends of the train range (1–100) and of the
@@ -25,23 +26,7 @@ SOP_TEST_CLASSES = [11319, 11320, 20000, 22634]
 
 def cub200(root: Path, images_per_class: int = 3) -> Path:
     """``CUB_200_2011/`` with ``images_per_class`` images in each of :data:`CUB_CLASSES`."""
-    base = root / "CUB_200_2011"
-    base.mkdir(parents=True)
-    (base / "classes.txt").write_text("".join(f"{c} {c:03d}.Bird_{c}\n" for c in range(1, 201)))
-    images, labels, split = [], [], []
-    n = 0
-    for label in CUB_CLASSES:
-        for _ in range(images_per_class):
-            n += 1
-            path = f"{label:03d}.Bird_{label}/Bird_{label}_{n}.jpg"
-            write_image(base / "images" / path, n)
-            images.append(f"{n} {path}")
-            labels.append(f"{n} {label}")
-            split.append(f"{n} {n % 2}")
-    (base / "images.txt").write_text("\n".join(images) + "\n")
-    (base / "image_class_labels.txt").write_text("\n".join(labels) + "\n")
-    (base / "train_test_split.txt").write_text("\n".join(split) + "\n")
-    return root
+    return fake_layouts.cub200(root, [c for c in CUB_CLASSES for _ in range(images_per_class)])
 
 
 def stanford_cars(root: Path, images_per_class: int = 3) -> Path:

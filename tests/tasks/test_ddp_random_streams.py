@@ -4,44 +4,15 @@ Two CPU processes (gloo) started here, each running ddp_random_streams.py."""
 
 from __future__ import annotations
 
-import json
-import os
-import socket
-import subprocess
-import sys
 from pathlib import Path
+
+from two_ranks import run_two_ranks
 
 SCRIPT = Path(__file__).with_name("ddp_random_streams.py")
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def test_each_rank_draws_its_own_lambda_and_masks_reproducibly(tmp_path: Path) -> None:
-    env = {
-        **os.environ,
-        "MASTER_ADDR": "127.0.0.1",
-        "MASTER_PORT": str(free_port()),
-        "WORLD_SIZE": "2",
-        "NODE_RANK": "0",
-        "OMP_NUM_THREADS": "1",
-    }
-    logs = [tmp_path / f"log{rank}.txt" for rank in (0, 1)]
-    processes = [
-        subprocess.Popen(
-            [sys.executable, str(SCRIPT), str(tmp_path)],
-            env={**env, "LOCAL_RANK": str(rank)},
-            stdout=log.open("w"),
-            stderr=subprocess.STDOUT,
-        )
-        for rank, log in zip((0, 1), logs, strict=True)
-    ]
-    for process, log in zip(processes, logs, strict=True):
-        assert process.wait(timeout=300) == 0, log.read_text()[-3000:]
-    ranks = [json.loads((tmp_path / f"rank{rank}.json").read_text()) for rank in (0, 1)]
+    ranks = run_two_ranks(SCRIPT, tmp_path, timeout=300, lightning=True)
 
     straight = [rank["A"] for rank in ranks]
     assert len(straight[0]) == 8  # 2 epochs × 16 images · 2 passes / (2 ranks × 4)

@@ -5,13 +5,9 @@ same weights. The ranks run ddp_finetuning.py."""
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
-from two_ranks import free_port
+from two_ranks import run_two_ranks
 
 SCRIPT = Path(__file__).with_name("ddp_finetuning.py")
 STILL = {"weights": False, "stats": False}
@@ -19,27 +15,7 @@ TRAINING = {"weights": True, "stats": True}
 
 
 def test_staged_unfreeze_under_ddp_on_two_cpu_processes(tmp_path: Path) -> None:
-    env = {
-        **os.environ,
-        "MASTER_ADDR": "127.0.0.1",
-        "MASTER_PORT": str(free_port()),
-        "WORLD_SIZE": "2",
-        "NODE_RANK": "0",
-        "OMP_NUM_THREADS": "1",
-    }
-    logs = [tmp_path / f"log{rank}.txt" for rank in (0, 1)]
-    processes = [
-        subprocess.Popen(
-            [sys.executable, str(SCRIPT), str(tmp_path)],
-            env={**env, "LOCAL_RANK": str(rank)},
-            stdout=log.open("w"),
-            stderr=subprocess.STDOUT,
-        )
-        for rank, log in zip((0, 1), logs, strict=True)
-    ]
-    for process, log in zip(processes, logs, strict=True):
-        assert process.wait(timeout=180) == 0, log.read_text()[-3000:]
-    ranks = [json.loads((tmp_path / f"rank{rank}.json").read_text()) for rank in (0, 1)]
+    ranks = run_two_ranks(SCRIPT, tmp_path, timeout=180, lightning=True)
     for rank in ranks:
         assert rank["steps"] == 4  # 2 epochs × 16 images / (2 ranks × 4)
         assert all(total > 0 for total in rank["smallest_gradient_sums"].values())
