@@ -162,6 +162,7 @@ class ImageDataModule(L.LightningDataModule):
         self.bad_files = BadFileCounter(max_bad_fraction)
         self.val_fraction = val_fraction
         self.split_seed = split_seed
+        self._carved: dict[str, tuple[list[Sample], list[Sample]]] = {}
         self.classes: list[str] = []
         self.datasets: dict[str, ImageDataset | ShardedImageDataset] = {}
 
@@ -217,16 +218,24 @@ class ImageDataModule(L.LightningDataModule):
     ) -> ImageDataset:
         """``split`` as a dataset; with ``val_fraction`` a ``part`` of it: what is trained on
         or what is held out for validation."""
-        samples = self._samples(split)
         if part is not None and self.val_fraction:
-            training, held_out = carve_validation(samples, self.val_fraction, self.split_seed)
+            training, held_out = self._carved_parts(split)
             samples = training if part == "training" else held_out
-            if not held_out:
+        else:
+            samples = self._samples(split)
+        return ImageDataset(samples, transform, self.skip_bad_images, replace_bad_images=train)
+
+    def _carved_parts(self, split: str) -> tuple[list[Sample], list[Sample]]:
+        """(trained on, held out) of ``split``, parsed and carved once for both datasets."""
+        if split not in self._carved:
+            parts = carve_validation(self._samples(split), self.val_fraction, self.split_seed)
+            if not parts[1]:
                 raise ValueError(
                     f"val_fraction={self.val_fraction} holds out no image of {self.root}: "
                     "every class of its training split has a single image; set val_fraction: 0"
                 )
-        return ImageDataset(samples, transform, self.skip_bad_images, replace_bad_images=train)
+            self._carved[split] = parts
+        return self._carved[split]
 
     def eval_dataset(
         self,
@@ -318,6 +327,10 @@ class ImageDataModule(L.LightningDataModule):
             "train" if train else "eval",
             math.ceil(len(sampler if sampler is not None else dataset) / world_size),
         )
+        return self.data_loader(dataset, sampler)
+
+    def data_loader(self, dataset: Any, sampler: Any = None) -> DataLoader[Any]:
+        """A loader of ``dataset`` with this DataModule's batch and worker settings."""
         return DataLoader(
             dataset,
             batch_size=self.batch_size,

@@ -22,7 +22,7 @@ from torch.utils.data import DataLoader
 
 from ..data import datasets
 from ..data.datamodules import ImageDataModule
-from ..data.samples import ImageDataset, Sample, collate_samples
+from ..data.samples import ImageDataset, Sample
 from .metrics import CARS_KS, CUB_KS, SOP_KS
 from .sampler import ClassBalancedSampler
 
@@ -164,28 +164,17 @@ class RetrievalDataModule(ImageDataModule):
         accumulate = self.trainer.accumulate_grad_batches if self.trainer is not None else 1
         return int(epochs * math.ceil(self._sampler().batches_per_epoch / accumulate))
 
-    def _make_loader(self, dataset: Any, sampler: ClassBalancedSampler | None) -> DataLoader[Any]:
-        return DataLoader(
-            dataset,
-            batch_size=self.batch_size,
-            sampler=sampler,
-            num_workers=self.num_workers,
-            pin_memory=self.pin_memory,
-            persistent_workers=self.persistent_workers,
-            collate_fn=collate_samples,
-        )
-
     def _eval_loader(self, name: str) -> DataLoader[Any]:
         self.setup("validate")
         dataset = self.datasets[name]
         world_size = self.trainer.world_size if self.trainer is not None else 1
         self.bad_files.set_epoch_share("eval", math.ceil(len(dataset) / world_size))
-        return self._make_loader(dataset, None)
+        return self.data_loader(dataset)
 
     def train_dataloader(self) -> DataLoader[Any]:
         sampler = self._sampler()
         self.bad_files.set_epoch_share("train", len(sampler))
-        return self._make_loader(self.datasets["train"], sampler)
+        return self.data_loader(self.datasets["train"], sampler)
 
     def val_dataloader(self) -> DataLoader[Any]:
         """The held-out validation classes; with ``val_classes: 0`` the test classes."""
