@@ -39,7 +39,8 @@ from .programs import (
     check_format,
     export_program,
     save_exported_program,
-    write_model,
+    save_onnx,
+    write_program,
 )
 from .quantize import BACKEND_OF_FORMAT, SCHEMES, quantize_onnx, quantize_pt2e
 
@@ -114,7 +115,7 @@ def export_model(
     batches = [random_inputs(preprocessing), *check_inputs]
     with tempfile.TemporaryDirectory(dir=path.parent, prefix=".export-") as scratch:
         candidate = Path(scratch) / path.name
-        runner = write_model(model, batches[0], candidate, format)
+        runner = write_program(export_program(model, batches[0]), candidate, format)
         parity = measure_parity(model, runner, batches, tolerance)
         if not parity.passed:
             raise ExportError(
@@ -161,10 +162,10 @@ def quantize_model(
         candidate = Path(scratch) / path.name
         if backend == "onnxruntime":
             fp32 = Path(scratch) / "fp32.onnx"
-            write_model(model, example, fp32, "onnx")
+            save_onnx(export_program(model, example), fp32)
             quantize_onnx(fp32, candidate, images.calibration)
         else:
-            quantized = quantize_pt2e(model, example, images.calibration)
+            quantized = quantize_pt2e(export_program(model, example), images.calibration)
             save_exported_program(export_program(quantized, example), candidate)
         agreement = measure_agreement(model, RUNNERS[format](candidate), images.held_out)
         if agreement.top1_agreement < min_agreement:

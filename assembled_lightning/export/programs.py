@@ -58,21 +58,20 @@ def save_exported_program(program: torch.export.ExportedProgram, path: Path) -> 
     temporary.replace(path)
 
 
-def save_onnx(model: nn.Module, example: torch.Tensor, path: Path) -> None:
-    """ONNX through the dynamo exporter (the TorchScript one is deprecated), input ``image``,
-    output ``logits``, batch dynamic."""
+def save_onnx(program: torch.export.ExportedProgram, path: Path) -> None:
+    """ONNX of an ExportedProgram through the dynamo exporter (the TorchScript one is
+    deprecated), input ``image``, output ``logits``, the program's dynamic batch kept."""
     require("onnx", "onnxscript", purpose="ONNX export")
     temporary = path.with_name(f".{path.stem}.partial{path.suffix}")
     with warnings.catch_warnings(), torch.no_grad():
         warnings.filterwarnings("ignore", category=DeprecationWarning)
         torch.onnx.export(
-            model,
-            (example,),
+            program,
+            (),
             temporary,
             dynamo=True,
             input_names=["image"],
             output_names=["logits"],
-            dynamic_shapes=batch_dimension(),
             opset_version=ONNX_OPSET,
             external_data=False,
             verbose=False,
@@ -112,12 +111,9 @@ RUNNERS: dict[str, Callable[[Path], Runner]] = {
 }
 
 
-def write_model(
-    model: nn.Module, example: torch.Tensor, path: Path, format: ExportFormat
+def write_program(
+    program: torch.export.ExportedProgram, path: Path, format: ExportFormat
 ) -> Runner:
-    """Write ``model`` as ``format`` at ``path``; the runner of the written file."""
-    if format == "exported-program":
-        save_exported_program(export_program(model, example), path)
-    else:
-        save_onnx(model, example, path)
+    """Write ``program`` as ``format`` at ``path``; the runner of the written file."""
+    (save_exported_program if format == "exported-program" else save_onnx)(program, path)
     return RUNNERS[format](path)

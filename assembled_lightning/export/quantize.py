@@ -24,10 +24,9 @@ from pathlib import Path
 from typing import Any, Literal
 
 import torch
-from torch import nn
 
 from .parity import ExportError
-from .programs import export_program, require
+from .programs import require
 
 QuantBackend = Literal["onnxruntime", "x86-inductor"]
 BACKEND_OF_FORMAT: dict[str, QuantBackend] = {
@@ -54,18 +53,17 @@ def x86_inductor_quantizer() -> Any:
 
 @torch.no_grad()
 def quantize_pt2e(
-    model: nn.Module,
-    example: torch.Tensor,
+    program: torch.export.ExportedProgram,
     calibration: Iterable[torch.Tensor],
     quantizer: Any = None,
 ) -> torch.fx.GraphModule:
-    """pt2e: export, insert observers (``prepare_pt2e``), run the calibration images, replace
-    observers by quantize / dequantize (``convert_pt2e``). ``quantizer``: any pt2e quantizer
-    (default ``X86InductorQuantizer``)."""
+    """pt2e on an exported eval-mode model (``programs.export_program``): insert observers
+    (``prepare_pt2e``), run the calibration images, replace observers by quantize / dequantize
+    (``convert_pt2e``). ``quantizer``: any pt2e quantizer (default ``X86InductorQuantizer``)."""
     quantizer = quantizer if quantizer is not None else x86_inductor_quantizer()
     from torchao.quantization.pt2e.quantize_pt2e import convert_pt2e, prepare_pt2e
 
-    prepared = prepare_pt2e(export_program(model, example).module(), quantizer)
+    prepared = prepare_pt2e(program.module(), quantizer)
     seen = 0
     for batch in calibration:
         prepared(batch)
