@@ -97,3 +97,25 @@ def test_a_mistyped_model_lists_the_registered_ones(capsys: pytest.CaptureFixtur
     assert "registered models: assemble_resnet152, assemble_resnet50" in capsys.readouterr().err
     assert main(["export"]) == 2
     assert "--model is required" in capsys.readouterr().err
+
+
+def test_a_fit_checkpoint_exports_with_its_own_architecture_and_preprocessing(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    root = tmp_path / "run"
+    args = ["fit", "--config", "quickstart", "--trainer.max_epochs=1"]
+    args += ["--trainer.enable_progress_bar=false", "--trainer.enable_model_summary=false"]
+    args += [f"--trainer.default_root_dir={root}", f"--trainer.logger.init_args.save_dir={root}"]
+    assert main([*args, "--data.init_args.train_size=64", "--data.init_args.val_size=32"]) == 0
+    checkpoint = next(root.rglob("last.ckpt"))
+    out = tmp_path / "quickstart.pt2"
+    arguments = ["export", "--weights", str(checkpoint), "--format", "exported-program"]
+    assert main([*arguments, "--out", str(out)]) == 0
+    sidecar = json.loads(out.with_suffix(".json").read_text())
+    assert sidecar["model"] == "assemble_resnet50"  # from the checkpoint: no --model given
+    assert sidecar["input"]["shape"] == ["batch", 3, 32, 32]  # the quickstart's 32-px shapes
+    prep = sidecar["preprocessing"]
+    assert (prep["resize"], prep["crop"], prep["normalization"]) == (32, 32, "original")
+    program = torch.export.load(out).module()
+    assert program(torch.zeros(2, 3, 32, 32)).shape == (2, 4)
+    assert sidecar["categories"] == CLASSES  # the quickstart's shapes, kept by the checkpoint
