@@ -52,6 +52,19 @@ def parse_override(text: str) -> tuple[str, Any]:
         return key, value
 
 
+def add_override_option(parser: argparse.ArgumentParser, help_text: str) -> None:
+    """``--set KEY=VALUE`` (repeatable) into ``args.overrides``, values as Python literals."""
+    parser.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        type=parse_override,
+        default=[],
+        metavar="KEY=VALUE",
+        help=help_text,
+    )
+
+
 # --------------------------------------------------------------------------- recipes
 
 
@@ -140,14 +153,8 @@ def convert_tf_parser(subparsers: Any) -> None:
         action="store_true",
         help="drop the original's background logit 0 (1001 → 1000 classes, torchvision order)",
     )
-    parser.add_argument(
-        "--set",
-        dest="overrides",
-        action="append",
-        type=parse_override,
-        default=[],
-        metavar="KEY=VALUE",
-        help="config override (repeatable); base width, classes and BL α are inferred",
+    add_override_option(
+        parser, "config override (repeatable); base width, classes and BL α are inferred"
     )
     parser.add_argument("--preprocessing-type", help="eval preprocessing recorded in the meta")
     parser.add_argument("--golden", help="golden.npz (input_nhwc, logits) to check logits against")
@@ -408,15 +415,7 @@ def export_parser(subparsers: Any) -> None:
     )
     parser.add_argument("--out", help="output file (default: ./MODEL[.int8].onnx or .pt2)")
     parser.add_argument("--num-classes", type=int, help="classes of a model built without weights")
-    parser.add_argument(
-        "--set",
-        dest="overrides",
-        action="append",
-        type=parse_override,
-        default=[],
-        metavar="KEY=VALUE",
-        help="config override (repeatable), e.g. base_width=8",
-    )
+    add_override_option(parser, "config override (repeatable), e.g. base_width=8")
     parser.add_argument(
         "--eval-type", help="eval preprocessing, e.g. imagenet_224_256 (default: the weights')"
     )

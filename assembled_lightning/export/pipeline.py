@@ -81,6 +81,27 @@ def random_inputs(preprocessing: Preprocessing, count: int = 2, seed: int = 0) -
     return preprocessing.transform().normalize(pixels.float())
 
 
+def sidecar_for(
+    format: ExportFormat,
+    preprocessing: Preprocessing,
+    categories: Sequence[str] | None,
+    name: str,
+    weights: str | None,
+    **report: Any,
+) -> Sidecar:
+    """The sidecar of a file whose input is ``[batch, 3, crop, crop]``; ``report``: its parity
+    or quantization figures."""
+    return Sidecar(
+        model=name,
+        weights=weights,
+        format=format,
+        preprocessing=preprocessing,
+        categories=list(categories) if categories is not None else None,
+        input_shape=["batch", 3, preprocessing.crop, preprocessing.crop],
+        **report,
+    )
+
+
 def output_path(out: str | os.PathLike[str], format: ExportFormat) -> Path:
     path = Path(out)
     if path.suffix != FORMAT_SUFFIX[format]:
@@ -124,15 +145,7 @@ def export_model(
                 "model name and torch version"
             )
         candidate.replace(path)
-    sidecar = Sidecar(
-        model=name,
-        weights=weights,
-        format=format,
-        preprocessing=preprocessing,
-        categories=list(categories) if categories is not None else None,
-        input_shape=["batch", 3, preprocessing.crop, preprocessing.crop],
-        parity=parity.as_dict(),
-    )
+    sidecar = sidecar_for(format, preprocessing, categories, name, weights, parity=parity.as_dict())
     return ExportResult(path, write_sidecar(sidecar, path), sidecar, parity, None)
 
 
@@ -175,19 +188,14 @@ def quantize_model(
                 "Calibrate on more batches, or keep this model in FP32"
             )
         candidate.replace(path)
-    sidecar = Sidecar(
-        model=name,
-        weights=weights,
-        format=format,
-        preprocessing=preprocessing,
-        categories=list(categories) if categories is not None else None,
-        input_shape=["batch", 3, preprocessing.crop, preprocessing.crop],
-        quantization={
-            "backend": backend,
-            "scheme": SCHEMES[backend],
-            "calibration_images": sum(len(batch) for batch in images.calibration),
-            "agreement_with_fp32": agreement.as_dict(),
-        },
+    quantization = {
+        "backend": backend,
+        "scheme": SCHEMES[backend],
+        "calibration_images": sum(len(batch) for batch in images.calibration),
+        "agreement_with_fp32": agreement.as_dict(),
+    }
+    sidecar = sidecar_for(
+        format, preprocessing, categories, name, weights, quantization=quantization
     )
     return ExportResult(path, write_sidecar(sidecar, path), sidecar, None, agreement)
 

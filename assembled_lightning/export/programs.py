@@ -86,12 +86,14 @@ def exported_program_runner(path: str | os.PathLike[str]) -> Runner:
 
 
 def onnx_runner(path: str | os.PathLike[str], threads: int = 0) -> Runner:
-    """An ONNX Runtime CPU session of the file (``threads`` 0: ONNX Runtime's default)."""
+    """An ONNX Runtime CPU session of the file (``threads`` per operator and across operators;
+    0: ONNX Runtime's default)."""
     require("onnxruntime", purpose="running an ONNX file")
     import onnxruntime as ort
 
     options = ort.SessionOptions()
     options.intra_op_num_threads = threads
+    options.inter_op_num_threads = threads
     options.log_severity_level = 3
     session = ort.InferenceSession(
         os.fspath(path), sess_options=options, providers=["CPUExecutionProvider"]
