@@ -11,11 +11,11 @@ from torch import nn
 from assembled_lightning.models import create_model
 
 
-def thin_assemble_resnet50() -> nn.Module:
+def thin_assemble_resnet50(**overrides: object) -> nn.Module:
     """Thin Assemble-ResNet-50 with random BN statistics and non-zero γ everywhere, so that every
     residual branch (SK, blur-pool, BigLittleNet merges) contributes to the logits."""
     torch.manual_seed(0)
-    model = create_model("assemble_resnet50", num_classes=1001, base_width=8)
+    model = create_model("assemble_resnet50", num_classes=1001, base_width=8, **overrides)
     with torch.no_grad():
         for bn in model.modules():
             if isinstance(bn, nn.BatchNorm2d):
@@ -60,8 +60,10 @@ def test_torch_export_matches_eager(model: nn.Module) -> None:
 
 
 @pytest.mark.slow
-def test_torch_compile_matches_eager(model: nn.Module) -> None:
-    """Inductor on CPU: 42-69 s with a cold compile cache on the 2-core dev machine (6 s warm)."""
+def test_torch_compile_matches_eager() -> None:
+    """Inductor on CPU, every block kind with the fewest blocks BigLittleNet allows: the full
+    depth took 42-107 s with a cold compile cache on the 2-core machine."""
+    model = thin_assemble_resnet50(block_counts=(2, 2, 2, 1))
     torch._dynamo.reset()
     compiled = torch.compile(model)
     with torch.no_grad():
