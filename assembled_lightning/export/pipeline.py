@@ -8,12 +8,13 @@ import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import lightning as L
 import torch
 from torch import nn
 
+from ..models.base import Backbone
 from ..weights.pretrained import build_model
 from ..weights.registry import Weights
 from .calibration import CalibrationImages, EvalSplit, calibration_images
@@ -225,8 +226,7 @@ def export_registered(
         options["num_classes"] = num_classes
     network = build_model(model, weights=weights, **options).eval()
     preprocessing = preprocessing or weights_preprocessing(model, weights)
-    num_outputs = _num_outputs(network, preprocessing)
-    categories = export_categories(model, weights, num_outputs)
+    categories = export_categories(model, weights, cast(Backbone, network).config.num_classes)
     described: dict[str, Any] = {
         "preprocessing": preprocessing,
         "categories": categories,
@@ -246,8 +246,3 @@ def export_registered(
     return quantize_model(
         network, out, images, format=format, min_agreement=min_agreement, **described
     )
-
-
-@torch.no_grad()
-def _num_outputs(model: nn.Module, preprocessing: Preprocessing) -> int:
-    return int(model(random_inputs(preprocessing, count=1)).shape[-1])

@@ -14,7 +14,7 @@ import json
 import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, get_args
+from typing import Any, cast, get_args
 
 from ..data.transforms import (
     ORIGINAL_MEAN_RGB,
@@ -23,13 +23,13 @@ from ..data.transforms import (
     EvalTransform,
     Interpolation,
     Normalization,
-    eval_sizes,
+    eval_transform,
 )
 from ..models.registry import get_model_entry
 from ..weights.checkpoint import CHECKPOINT_SUFFIXES, read_checkpoint
 from ..weights.meta import weights_categories
 from ..weights.pretrained import read_description, resolve_weights
-from ..weights.registry import Weights
+from ..weights.registry import Weights, transforms_from_meta
 
 SIDECAR_VERSION = 1
 
@@ -68,10 +68,19 @@ class Preprocessing:
         return EvalTransform(self.resize, self.crop, self.interpolation, self.normalization)
 
     @classmethod
+    def of(cls, transform: EvalTransform) -> Preprocessing:
+        """The numbers of an eval transform (e.g. ``Weights.transforms()``)."""
+        return cls(
+            transform.resize,
+            transform.crop,
+            transform.interpolation,
+            transform.normalize.normalization,
+        )
+
+    @classmethod
     def named(cls, eval_type: str, normalization: Normalization = "original") -> Preprocessing:
         """A named eval type of the original (``imagenet``, ``imagenet_224_256``, ...)."""
-        resize, crop = eval_sizes(eval_type)
-        return cls(resize, crop, "tf_legacy_bilinear", normalization)
+        return cls.of(eval_transform(eval_type, normalization))
 
 
 @dataclass(frozen=True)
@@ -177,9 +186,7 @@ def weights_preprocessing(
     else:
         folder = resolved if resolved.is_dir() else resolved.parent
         meta = read_description(folder)["meta"]
-    return Preprocessing.named(
-        meta.get("preprocessing_type", "imagenet"), meta.get("normalization", "original")
-    )
+    return Preprocessing.of(cast(EvalTransform, transforms_from_meta(meta)))  # its defaults
 
 
 def checkpoint_preprocessing(path: Path) -> Preprocessing:
