@@ -43,6 +43,7 @@ the image-dependent part int8 keeps.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime
 import os
 import platform
@@ -273,10 +274,27 @@ def load() -> str:
     return f"{one:.2f} (1 min), {five:.2f} (5 min)"
 
 
+INT8_INSTRUCTION_FLAGS = ("avx2", "avx512f", "avx512_vnni", "avx_vnni", "amx_int8")
+"""The /proc/cpuinfo flags that decide how fast x86 int8 kernels can be: the ratios of a CPU
+without VNNI / AMX (AVX2's pairwise ``vpmaddubsw``) are not comparable with one that has them."""
+
+
+def int8_instructions() -> str:
+    flags: set[str] = set()
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("flags"):
+                flags = set(line.split(":", 1)[1].split())
+                break
+    present = [flag for flag in INT8_INSTRUCTION_FLAGS if flag in flags]
+    return ", ".join(present) if present else "none of " + ", ".join(INT8_INSTRUCTION_FLAGS)
+
+
 def machine() -> dict[str, str]:
     return {
         "date": f"{datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC",
         "cpu": f"{cpu_model()}, {os.cpu_count()} logical cores",
+        "int8 instructions": int8_instructions(),
         "threads": f"torch {torch.get_num_threads()}, onnxruntime 1 intra-op + 1 inter-op",
         "versions": f"torch {torch.__version__}, onnxruntime {ort.__version__}, "
         f"torchao {torchao.__version__}",
