@@ -13,6 +13,7 @@ from scipy import ndimage
 
 from assembled_lightning.robustness.corruptions.filters import (
     clipped_zoom,
+    extend_borders,
     filter2d_reflect101,
     gaussian_filter,
     motion_blur_kernel_shift_and_add,
@@ -85,6 +86,25 @@ def test_filter2d_reflect101_is_scipys_mirror_correlation(random_images: np.ndar
     reference = ndimage.correlate(random_images, big[None, None], mode="mirror")
     ours = filter2d_reflect101(torch.from_numpy(random_images), torch.from_numpy(big))
     assert np.abs(ours.numpy() - reference).max() < 1e-12
+
+
+NUMPY_PAD_MODES = {"mirror": "reflect", "nearest": "edge", "wrap": "wrap", "reflect": "symmetric"}
+
+
+@pytest.mark.parametrize("mode", sorted(NUMPY_PAD_MODES))
+@pytest.mark.parametrize("pads", [(1, 1), (4, 9), (36, 28), (50, 70)])  # the last: beyond the sides
+@pytest.mark.parametrize("batch_dims", [(2,), (2, 3)])
+def test_extend_borders_is_numpys_pad(
+    random_images: np.ndarray, mode: str, pads: tuple[int, int], batch_dims: tuple[int, ...]
+) -> None:
+    images = random_images[0] if len(batch_dims) == 1 else random_images  # N×H×W or N×C×H×W
+    pad_h, pad_w = pads
+    widths = [(0, 0)] * len(batch_dims) + [(pad_h, pad_h), (pad_w, pad_w)]
+    reference = np.pad(images, widths, mode=NUMPY_PAD_MODES[mode])
+    for dtype in (torch.float64, torch.float32, torch.int64):
+        ours = extend_borders(torch.from_numpy(images).to(dtype), pad_h, pad_w, mode)
+        assert ours.dtype == dtype
+        np.testing.assert_array_equal(ours.numpy(), reference.astype(ours.numpy().dtype))
 
 
 def numpy_motion_blur(image: np.ndarray, radius: int, sigma: float, angle: float) -> np.ndarray:

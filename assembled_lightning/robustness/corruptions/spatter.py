@@ -21,7 +21,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from .filters import boundary_index, gaussian_filter
+from .filters import extend_borders, gaussian_filter
 from .registry import register
 
 SPATTER_PARAMS = (
@@ -135,9 +135,7 @@ def _correlate3(images: torch.Tensor, kernel: tuple[tuple[float, ...], ...]) -> 
     shifted additions: exact on the integer and chamfer-distance values it is used on, so
     OpenCV's rounding and truncation that follow see the same numbers."""
     height, width = images.shape[-2:]
-    rows = boundary_index(torch.arange(-1, height + 1, device=images.device), height, "mirror")
-    cols = boundary_index(torch.arange(-1, width + 1, device=images.device), width, "mirror")
-    padded = images.index_select(1, rows).index_select(2, cols)
+    padded = extend_borders(images, 1, 1, "mirror")
     out = torch.zeros_like(images)
     for dy, weights in enumerate(kernel):
         for dx, weight in enumerate(weights):
