@@ -93,13 +93,14 @@ NUMPY_PAD_MODES = {"mirror": "reflect", "nearest": "edge", "wrap": "wrap", "refl
 
 @pytest.mark.parametrize("mode", sorted(NUMPY_PAD_MODES))
 @pytest.mark.parametrize("pads", [(1, 1), (4, 9), (36, 28), (50, 70)])  # the last: beyond the sides
-@pytest.mark.parametrize("batch_dims", [(2,), (2, 3)])
+@pytest.mark.parametrize("leading_dims", [1, 2])  # N×H×W or N×C×H×W
 def test_extend_borders_is_numpys_pad(
-    random_images: np.ndarray, mode: str, pads: tuple[int, int], batch_dims: tuple[int, ...]
+    random_images: np.ndarray, mode: str, pads: tuple[int, int], leading_dims: int
 ) -> None:
-    images = random_images[0] if len(batch_dims) == 1 else random_images  # N×H×W or N×C×H×W
+    levels = np.round(random_images * 255)  # distinct integers: the int64 path is checked too
+    images = levels[0] if leading_dims == 1 else levels
     pad_h, pad_w = pads
-    widths = [(0, 0)] * len(batch_dims) + [(pad_h, pad_h), (pad_w, pad_w)]
+    widths = [(0, 0)] * leading_dims + [(pad_h, pad_h), (pad_w, pad_w)]
     reference = np.pad(images, widths, mode=NUMPY_PAD_MODES[mode])
     for dtype in (torch.float64, torch.float32, torch.int64):
         ours = extend_borders(torch.from_numpy(images).to(dtype), pad_h, pad_w, mode)
