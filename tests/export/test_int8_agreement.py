@@ -27,8 +27,10 @@ def shapes() -> SyntheticShapesDataModule:
     return SyntheticShapesDataModule(train_size=1024, val_size=320, batch_size=32, seed=3)
 
 
-EPOCHS = {"resnet18": 6, "assemble_resnet50": 6}
-"""Adam epochs (32 steps each) that reach 0.75-0.9 validation top-1 (chance: 0.25)."""
+EPOCHS = {"resnet18": 12, "assemble_resnet50": 12}
+"""Adam epochs (32 steps each) that reach 0.93-0.99 validation top-1 (chance: 0.25) with 1 or 2
+threads on AVX2 and AVX-512 CPUs. After 6 epochs (0.7-0.8) many images were near-ties between two
+classes, so which thread count trained the model decided the agreement (0.93 with 2 threads)."""
 
 
 @pytest.fixture(scope="module", params=sorted(EPOCHS))
@@ -52,7 +54,7 @@ def trained(request: pytest.FixtureRequest) -> torch.nn.Module:
     model.eval()
     with torch.no_grad():
         accuracy = (model(data.val_set.images).argmax(1) == data.val_set.labels).float().mean()
-    assert accuracy > 0.7  # trained: its classes are told apart, not tied
+    assert accuracy > 0.9  # trained: its classes are told apart, not near-tied
     return model
 
 
