@@ -43,7 +43,6 @@ the image-dependent part int8 keeps.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import datetime
 import os
 import platform
@@ -60,7 +59,7 @@ import torch
 import torch._inductor.config as inductor_config
 import torch.nn.functional as F
 import torchao
-from throughput import cpu_model  # benchmarks/ is the script's folder: one owner
+from throughput import cpu_model, cpuinfo_field  # benchmarks/ is the script's folder: one owner
 from torch import nn
 
 from assembled_lightning.export.parity import Agreement, Runner, measure_agreement
@@ -280,12 +279,7 @@ without VNNI / AMX (AVX2's pairwise ``vpmaddubsw``) are not comparable with one 
 
 
 def int8_instructions() -> str:
-    flags: set[str] = set()
-    with contextlib.suppress(OSError):
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("flags"):
-                flags = set(line.split(":", 1)[1].split())
-                break
+    flags = set((cpuinfo_field("flags") or "").split())
     present = [flag for flag in INT8_INSTRUCTION_FLAGS if flag in flags]
     return ", ".join(present) if present else "none of " + ", ".join(INT8_INSTRUCTION_FLAGS)
 

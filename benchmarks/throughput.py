@@ -346,12 +346,18 @@ def selected_models(patterns: list[str]) -> Iterator[str]:
 # --------------------------------------------------------------------------- report
 
 
-def cpu_model() -> str:
+def cpuinfo_field(name: str) -> str | None:
+    """The first CPU's ``name`` line of /proc/cpuinfo (Linux), or None where there is none."""
     with contextlib.suppress(OSError):
         for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    return platform.processor() or "unknown"
+            key, _, value = line.partition(":")
+            if key.strip() == name:
+                return value.strip()
+    return None
+
+
+def cpu_model() -> str:
+    return cpuinfo_field("model name") or platform.processor() or "unknown"
 
 
 def machine(device: torch.device) -> dict[str, str]:
