@@ -9,6 +9,7 @@ every bound is deterministic; bounds are 5 standard errors wide.
 
 from __future__ import annotations
 
+import itertools
 import math
 
 import numpy as np
@@ -17,6 +18,7 @@ import pytest
 import torch
 
 from assembled_lightning.robustness.corruptions import corrupt, get_corruption
+from assembled_lightning.robustness.corruptions.noise import POISSON_CPU_PIECES
 
 GAUSSIAN = (0.08, 0.12, 0.18, 0.26, 0.38)
 SHOT = (60, 25, 12, 5, 3)
@@ -151,6 +153,24 @@ def test_shot_noise_mean_variance_and_support(reference_photos: np.ndarray, seve
         assert abs(draws.var().item() / variance - 1) <= spread, (level, draws.var().item())
     photo_draws = raw("shot_noise", photos.as_batch(reference_photos), severity) * photons
     torch.testing.assert_close(photo_draws, photo_draws.round(), rtol=0, atol=1e-9)
+
+
+def test_shot_noise_draws_do_not_depend_on_the_thread_count_and_no_piece_repeats() -> None:
+    """The CPU draws come in pieces from generators seeded from the caller's: the same draws on
+    1 and 2 threads, and a different seed per piece (a shared one would repeat the draws)."""
+    images = torch.full((8, 3, 32, 32), 0.5)
+    threads = torch.get_num_threads()
+    draws = []
+    try:
+        for count in (1, 2):
+            torch.set_num_threads(count)
+            draws.append(corrupt(images, "shot_noise", 1, generator=generator(3)))
+    finally:
+        torch.set_num_threads(threads)
+    assert torch.equal(draws[0], draws[1])
+    pieces = draws[0].flatten().chunk(POISSON_CPU_PIECES)
+    assert len(pieces) == POISSON_CPU_PIECES
+    assert not any(torch.equal(a, b) for a, b in itertools.combinations(pieces, 2))
 
 
 @pytest.mark.parametrize("severity", SEVERITIES)

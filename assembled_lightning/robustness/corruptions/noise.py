@@ -9,6 +9,8 @@ draws from ``generator``. None of them depends on the image size.
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
+
 import torch
 
 from .registry import register
@@ -21,6 +23,11 @@ IMPULSE_AMOUNT = (0.03, 0.06, 0.09, 0.17, 0.27)
 """Probability that an element (one channel of one pixel) is replaced by 0 or 1."""
 SPECKLE_STD = (0.15, 0.2, 0.35, 0.45, 0.6)
 """Standard deviation of the multiplicative noise: y = x + x·N(0, σ²)."""
+
+POISSON_CPU_PIECES = 8
+"""Pieces a CPU batch's Poisson draws are split into, each drawn from its own generator seeded
+from the caller's: ``torch.poisson`` uses one CPU thread, so the pieces run on torch's threads.
+The count is fixed, so the draws do not depend on the number of threads."""
 
 SALT_VS_PEPPER = 0.5
 """scikit-image's default share of salt (1) among the replaced elements, as the reference uses."""
@@ -76,8 +83,23 @@ def shot_noise(
     photons = SHOT_PHOTONS[severity - 1]
     drawn = _pinned(images, counts, "counts", images.dtype)
     if drawn is None:
-        drawn = torch.poisson(images * photons, generator=generator)
+        drawn = _poisson(images * photons, generator)
     return drawn / photons
+
+
+def _poisson(rates: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
+    """``torch.poisson`` on every thread of the CPU (see ``POISSON_CPU_PIECES``); one call on a
+    GPU, where it is parallel already."""
+    if rates.device.type != "cpu":
+        return torch.poisson(rates, generator=generator)
+    seeds = torch.randint(2**62, (POISSON_CPU_PIECES,), generator=generator).tolist()
+
+    def draw(piece: torch.Tensor, seed: int) -> torch.Tensor:
+        return torch.poisson(piece, generator=torch.Generator().manual_seed(seed))
+
+    pieces = rates.reshape(-1).chunk(POISSON_CPU_PIECES)
+    with ThreadPoolExecutor(max_workers=torch.get_num_threads()) as pool:
+        return torch.cat(list(pool.map(draw, pieces, seeds))).view(rates.shape)
 
 
 @register("impulse_noise", "noise", inputs=("flipped", "salted"))
