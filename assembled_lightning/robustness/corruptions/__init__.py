@@ -90,7 +90,7 @@ def corrupt(
     generator: torch.Generator | None = None,
     **inputs: Any,
 ) -> torch.Tensor:
-    """Corrupt a batch: float N×3×H×W in [0, 1] → same shape and dtype, in [0, 1].
+    """Corrupt a batch: float N×3×H×W in [0, 1] → same shape and dtype (contiguous), in [0, 1].
 
     Args:
         images: The batch (a single 3×H×W image is accepted too), on any device.
@@ -121,7 +121,12 @@ def corrupt(
             "make it with torch.Generator(device=images.device)"
         )
     work = batch if batch.dtype in (torch.float32, torch.float64) else batch.float()
-    out = corruption.apply(work, severity, generator, **inputs).clamp_(0, 1).to(batch.dtype)
+    # one copy of a channels-last (or otherwise strided) batch: the corruptions are written
+    # for contiguous N×C×H×W (on a channels-last CPU batch zoom_blur's bilinear zooms measured
+    # 2.1× slower, the whole sweep 1.1×)
+    work = work.contiguous()
+    out = corruption.apply(work, severity, generator, **inputs).clamp_(0, 1)
+    out = out.to(batch.dtype).contiguous()  # pixelate's products and the JPEG codec transpose
     return out.squeeze(0) if single else out
 
 

@@ -18,6 +18,7 @@ from .filters import (
     gaussian_filter,
     motion_blur_kernel_shift_and_add,
 )
+from .pieces import in_pieces
 from .registry import register
 
 DEFOCUS = ((3, 0.1), (4, 0.5), (6, 0.5), (8, 0.5), (10, 0.5))
@@ -72,7 +73,8 @@ def defocus_blur(
     images: torch.Tensor, severity: int, generator: torch.Generator | None
 ) -> torch.Tensor:
     """Per-channel ``cv2.filter2D`` with the anti-aliased disk (border reflect-101)."""
-    return filter2d_reflect101(images, defocus_kernel(*DEFOCUS[severity - 1]))
+    kernel = defocus_kernel(*DEFOCUS[severity - 1])
+    return in_pieces(lambda piece: filter2d_reflect101(piece, kernel), images)
 
 
 @register("gaussian_blur", "blur")
@@ -89,10 +91,14 @@ def zoom_blur(
 ) -> torch.Tensor:
     """The mean of the image and its clipped zooms by every factor of the severity."""
     factors = zoom_factors(severity)
-    total = images.clone()
-    for factor in factors:
-        total += clipped_zoom(images, factor)
-    return total / (len(factors) + 1)
+
+    def mean_of_zooms(piece: torch.Tensor) -> torch.Tensor:
+        total = piece.clone()
+        for factor in factors:
+            total += clipped_zoom(piece, factor)
+        return total / (len(factors) + 1)
+
+    return in_pieces(mean_of_zooms, images)
 
 
 def uniform_angles(
@@ -232,7 +238,11 @@ def glass_blur(
             raise ValueError(
                 f"glass_blur severity {severity} needs offsets in [-{max_delta}, {max_delta})"
             )
-    levels = torch.floor(gaussian_filter(images, sigma) * 255).clamp_(0, 255)  # np.uint8(·)
-    for scan in offsets:
-        levels = shuffle_pixels(levels, scan, max_delta)
-    return gaussian_filter(levels / 255, sigma)
+
+    def blur_shuffle_blur(piece: torch.Tensor, scans: torch.Tensor) -> torch.Tensor:
+        levels = torch.floor(gaussian_filter(piece, sigma) * 255).clamp_(0, 255)  # np.uint8(·)
+        for scan in scans.transpose(0, 1):
+            levels = shuffle_pixels(levels, scan, max_delta)
+        return gaussian_filter(levels / 255, sigma)
+
+    return in_pieces(blur_shuffle_blur, images, offsets.transpose(0, 1))

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import torch
 
+from .pieces import in_pieces
 from .registry import register
 
 BRIGHTNESS_SHIFT = (0.1, 0.2, 0.3, 0.4, 0.5)
@@ -82,10 +83,15 @@ def hsv_to_rgb(hsv: torch.Tensor) -> torch.Tensor:
 
 
 def _in_hsv(images: torch.Tensor, channel: int, scale: float, shift: float) -> torch.Tensor:
-    """clip(HSV[channel]·scale + shift) and back to RGB, in float64, returned in the input dtype."""
-    parts = list(_hsv_parts(images.double()))
-    parts[channel] = (parts[channel] * scale + shift).clamp_(0, 1)
-    return _rgb_from_parts(*parts).to(images.dtype)
+    """clip(HSV[channel]·scale + shift) and back to RGB, in float64, returned in the input dtype
+    (a CPU batch a few images at a time: the ~45 element-wise steps are memory-bound)."""
+
+    def adjust(piece: torch.Tensor) -> torch.Tensor:
+        parts = list(_hsv_parts(piece.double()))
+        parts[channel] = (parts[channel] * scale + shift).clamp_(0, 1)
+        return _rgb_from_parts(*parts).to(images.dtype)
+
+    return in_pieces(adjust, images)
 
 
 @register("brightness", "weather")
@@ -110,5 +116,9 @@ def contrast(
     images: torch.Tensor, severity: int, generator: torch.Generator | None
 ) -> torch.Tensor:
     """(x − m)·c + m with m each image's per-channel spatial mean (not a grey level)."""
-    means = images.mean(dim=(2, 3), keepdim=True)
-    return (images - means) * CONTRAST_FACTOR[severity - 1] + means
+
+    def scale_deviation(piece: torch.Tensor) -> torch.Tensor:
+        means = piece.mean(dim=(2, 3), keepdim=True)
+        return (piece - means) * CONTRAST_FACTOR[severity - 1] + means
+
+    return in_pieces(scale_deviation, images)

@@ -20,6 +20,7 @@ import numpy as np
 import torch
 from PIL import Image
 
+from .pieces import in_pieces
 from .registry import register
 
 PIXELATE_SCALE = (0.6, 0.5, 0.4, 0.3, 0.25)
@@ -99,9 +100,13 @@ def pixelate(
     """
     height, width = images.shape[-2:]
     scale = PIXELATE_SCALE[severity - 1]
-    levels = _quantise(images).double()
-    small = _box_resize(levels, max(int(height * scale), 1), max(int(width * scale), 1))
-    return (_box_resize(small, height, width) / 255).to(images.dtype)
+
+    def down_and_up(piece: torch.Tensor) -> torch.Tensor:
+        levels = _quantise(piece).double()
+        small = _box_resize(levels, max(int(height * scale), 1), max(int(width * scale), 1))
+        return (_box_resize(small, height, width) / 255).to(images.dtype)
+
+    return in_pieces(down_and_up, images)
 
 
 def jpeg_roundtrip(images: torch.Tensor, quality: int) -> torch.Tensor:

@@ -19,6 +19,7 @@ from __future__ import annotations
 import torch
 
 from .filters import gaussian_filter
+from .pieces import in_pieces
 from .registry import register
 
 ELASTIC_PARAMS = (
@@ -152,17 +153,22 @@ def elastic_transform(
     unit_jitter = _pinned(affine_jitter, (batch, 3, 2), "affine_jitter")
     if unit_jitter is None:
         unit_jitter = 2 * torch.rand(batch, 3, 2, generator=generator, device=device) - 1
-    rows, cols = random_affine_sources(
-        jitter_px * unit_jitter.to(device=device, dtype=torch.float64), height, width
-    )
-    warped = bilinear_sample(images, rows, cols, "mirror")
-
     fields = _pinned(displacement, (batch, 2, height, width), "displacement")
     if fields is None:
         fields = 2 * torch.rand(batch, 2, height, width, generator=generator, device=device) - 1
-    fields = fields.to(device=device, dtype=images.dtype)
-    shift = alpha * gaussian_filter(fields, sigma, truncate=DISPLACEMENT_TRUNCATE, mode="reflect")
-    shift = shift.double()
     ys = torch.arange(height, dtype=torch.float64, device=device).view(1, height, 1)
     xs = torch.arange(width, dtype=torch.float64, device=device).view(1, 1, width)
-    return bilinear_sample(warped, ys + shift[:, 1], xs + shift[:, 0], "reflect")
+
+    def warp(piece: torch.Tensor, jitter: torch.Tensor, field: torch.Tensor) -> torch.Tensor:
+        rows, cols = random_affine_sources(
+            jitter_px * jitter.to(device=device, dtype=torch.float64), height, width
+        )
+        warped = bilinear_sample(piece, rows, cols, "mirror")
+        field = field.to(device=device, dtype=images.dtype)
+        shift = alpha * gaussian_filter(
+            field, sigma, truncate=DISPLACEMENT_TRUNCATE, mode="reflect"
+        )
+        shift = shift.double()
+        return bilinear_sample(warped, ys + shift[:, 1], xs + shift[:, 0], "reflect")
+
+    return in_pieces(warp, images, unit_jitter, fields)

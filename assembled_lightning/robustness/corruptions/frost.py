@@ -24,6 +24,7 @@ from PIL import Image
 
 from .filters import gaussian_filter
 from .fog import plasma_fractal
+from .pieces import in_pieces
 from .registry import register
 
 FROST_WEIGHTS = ((1.0, 0.4), (0.8, 0.6), (0.7, 0.7), (0.65, 0.7), (0.6, 0.75))
@@ -240,12 +241,17 @@ def frost(
     """
     image_weight, frost_weight = FROST_WEIGHTS[severity - 1]
     if texture is not None:
-        layer = _pinned_texture(images, texture)
-    elif frost_textures is not None:
+        return image_weight * images + frost_weight * _pinned_texture(images, texture)
+    if frost_textures is not None:
         layer = photo_frost(images, frost_textures, generator)
-    else:
-        batch, _, height, width = images.shape
+        return image_weight * images + frost_weight * layer
+    _, _, height, width = images.shape
+
+    def through_procedural_frost(piece: torch.Tensor) -> torch.Tensor:
         layer = procedural_frost(
-            batch, height, width, generator=generator, device=images.device, dtype=images.dtype
+            len(piece), height, width, generator=generator, device=piece.device, dtype=piece.dtype
         )
-    return image_weight * images + frost_weight * layer
+        return image_weight * piece + frost_weight * layer
+
+    # each piece draws its own textures, in order (see CPU_PIECE_IMAGES)
+    return in_pieces(through_procedural_frost, images)

@@ -59,8 +59,9 @@ BOX_3X3 = ((1.0, 1.0, 1.0),) * 3
 def _canny(levels: torch.Tensor) -> torch.Tensor:
     """``cv2.Canny(layer, 50, 150)`` on N×H×W integer levels: a boolean edge map."""
     height, width = levels.shape[-2:]
-    # 3×3 Sobel (OpenCV's Canny extends the border by replication), as exact integer sums
-    image = F.pad(levels[:, None].float(), (1, 1, 1, 1), mode="replicate")[:, 0].long()
+    # 3×3 Sobel (OpenCV's Canny extends the border by replication), as exact integer sums;
+    # int32 holds every value below (|g| ≤ 1020, shifted by 16 bits) at half int64's traffic
+    image = F.pad(levels[:, None].float(), (1, 1, 1, 1), mode="replicate")[:, 0].int()
     across = image[:, :, 2:] - image[:, :, :-2]
     down = image[:, 2:] - image[:, :-2]
     gx = across[:, :-2] + 2 * across[:, 1:-1] + across[:, 2:]
@@ -88,13 +89,21 @@ def _canny(levels: torch.Tensor) -> torch.Tensor:
             vertical, (magnitude > neighbour(-1, 0)) & (magnitude >= neighbour(1, 0)), diagonal_max
         ),
     )
-    candidate = (peak & (magnitude > CANNY_LOW))[:, None].to(torch.float32)
-    edges = candidate * (magnitude > CANNY_HIGH)[:, None]
+    candidate = peak & (magnitude > CANNY_LOW)
+    edges = candidate & (magnitude > CANNY_HIGH)
     while True:  # hysteresis: grow the strong edges through 8-connected weak ones
-        grown = F.max_pool2d(edges, 3, stride=1, padding=1) * candidate
+        grown = _dilate_8_connected(edges) & candidate
         if torch.equal(grown, edges):
-            return edges[:, 0].bool()
+            return edges
         edges = grown
+
+
+def _dilate_8_connected(mask: torch.Tensor) -> torch.Tensor:
+    """N×H×W boolean ``mask`` grown by one pixel in all 8 directions (a 3×3 max filter, zero
+    beyond the border) as two separable ORs: ~20× faster on the CPU than a float max-pool."""
+    padded = F.pad(mask, (1, 1, 1, 1))
+    rows = padded[:, :, :-2] | padded[:, :, 1:-1] | padded[:, :, 2:]
+    return rows[:, :-2] | rows[:, 1:-1] | rows[:, 2:]
 
 
 def _chamfer_distance(edges: torch.Tensor) -> torch.Tensor:
@@ -133,14 +142,15 @@ def _chamfer_distance(edges: torch.Tensor) -> torch.Tensor:
 def _correlate3(images: torch.Tensor, kernel: tuple[tuple[float, ...], ...]) -> torch.Tensor:
     """3×3 correlation of N×H×W ``images``, borders reflect-101 (OpenCV's default), as nine
     shifted additions: exact on the integer and chamfer-distance values it is used on, so
-    OpenCV's rounding and truncation that follow see the same numbers."""
+    OpenCV's rounding and truncation that follow see the same numbers (the weights are small
+    integers, so each scaled addition is exact whether or not it is fused)."""
     height, width = images.shape[-2:]
     padded = extend_borders(images, 1, 1, "mirror")
     out = torch.zeros_like(images)
     for dy, weights in enumerate(kernel):
         for dx, weight in enumerate(weights):
             if weight:
-                out += weight * padded[:, dy : dy + height, dx : dx + width]
+                out.add_(padded[:, dy : dy + height, dx : dx + width], alpha=weight)
     return out
 
 
@@ -167,7 +177,7 @@ def water_layer(liquid: torch.Tensor, intensity: float) -> torch.Tensor:
     layer (uint8) times its embossed, equalised distance-to-outline map, scaled to max 1."""
     # np.uint8(·) truncates and, on x86, wraps values ≥ 256 (a blurred layer peak above 1 does)
     levels = (liquid * 255).floor().remainder(256)
-    distance = _chamfer_distance(_canny(levels.long())).clamp(max=DISTANCE_CAP)
+    distance = _chamfer_distance(_canny(levels)).clamp(max=DISTANCE_CAP)
     # cv2.blur sums in float64, scales by 1/9 and stores float32; np.uint8 then truncates
     blurred = (_correlate3(distance, BOX_3X3) * (1.0 / 9.0)).float().floor().long()
     equalised = _equalize_hist(blurred).double()
@@ -182,10 +192,9 @@ def _liquid_noise(
     images: torch.Tensor, liquid_noise: torch.Tensor | None, generator: torch.Generator | None
 ) -> torch.Tensor:
     batch, _, height, width = images.shape
-    if liquid_noise is None:
-        return torch.randn(
-            batch, height, width, generator=generator, device=images.device, dtype=torch.float64
-        )
+    if liquid_noise is None:  # float32 draws: 6× faster than float64 ones on the CPU
+        noise = torch.randn(batch, height, width, generator=generator, device=images.device)
+        return noise.double()
     if tuple(liquid_noise.shape) != (batch, height, width):
         raise ValueError(
             f"liquid_noise must be N×H×W {(batch, height, width)}, got {tuple(liquid_noise.shape)}"
