@@ -6,9 +6,7 @@ and a freshly allocated result through main memory (and page-faults the new page
 images at a time keep the intermediates in the caches: measured on a 2-core Xeon, 32 images ×
 5 severities, 2 threads, brightness 0.63–0.95 → 0.29–0.36 s, pixelate 0.77–0.89 → 0.41 s,
 elastic_transform 1.29–1.44 → 0.62–0.64 s (``benchmarks/RESULTS.md``). A GPU batch runs whole.
-Only computations that treat each image on its own may be split, and their random draws are
-taken before (so that a batch draws the same whatever the piece size) unless a corruption says
-otherwise.
+Only computations that treat each image on its own may be split.
 """
 
 from __future__ import annotations
@@ -28,8 +26,10 @@ def in_pieces(
     :data:`CPU_PIECE_IMAGES`) images of every tensor of ``batched`` (split along dim 0, all of
     the same length) and concatenated in order.
 
-    ``per_image`` must treat the images independently (no batch statistics, no random draws
-    whose count depends on the batch), so that the pieces give the whole batch's result.
+    ``per_image`` must treat the images independently (no batch statistics), so that the
+    pieces give the whole batch's result. Random draws belong before the split; one that is
+    drawn inside (frost's procedural textures) is drawn piece after piece, so its values
+    depend on :data:`CPU_PIECE_IMAGES`.
     """
     size = CPU_PIECE_IMAGES if piece is None else piece
     if size < 1:
