@@ -199,6 +199,11 @@ def test_glass_offsets_are_uniform_on_the_references_range(d: int) -> None:
     # the two components and neighbouring pixels are drawn independently
     correlation = torch.corrcoef(draws.reshape(-1, 2).T.double())[0, 1]
     assert abs(float(correlation)) < 0.02
+    # drawn as int8, they are the values a long draw from the same seed gives
+    long_draws = torch.randint(
+        -d, d, (1, 4, 64, 64, 2), generator=torch.Generator().manual_seed(d), dtype=torch.long
+    )
+    assert torch.equal(draws.long(), long_draws)
 
 
 def test_glass_blur_random_path_draws_those_offsets() -> None:
