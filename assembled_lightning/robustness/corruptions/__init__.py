@@ -3,7 +3,7 @@
 ``corrupt(images, name, severity)`` takes float N×3×H×W images in [0, 1] on any device and
 returns the same shape in [0, 1], every image of the batch with its own random draws (from
 ``generator`` when given, so a run is reproducible). The severity constants are the reference
-generator's (``make_imagenet_c.py``, 224-px table); ``../docs`` or the README's "Robustness"
+generator's (``make_imagenet_c.py``, 224-px table); the README's "Robustness"
 section lists every corruption with its measured difference from the reference.
 """
 
