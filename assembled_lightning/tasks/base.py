@@ -24,6 +24,7 @@ from ..weights.pretrained import build_model
 from .finetuning import (
     StageSchedule,
     combined_scale,
+    drop_frozen_gradients,
     hold_frozen_stages,
     refresh_lrs,
     stage_schedules,
@@ -291,6 +292,12 @@ class BaseTask(L.LightningModule):
                 self.trainer.current_epoch,
                 first_batch=batch_idx == 0,
             )
+
+    def on_before_optimizer_step(self, optimizer: torch.optim.Optimizer) -> None:
+        """Frozen stages leave the step without gradients (``drop_frozen_gradients``): Lightning
+        clips gradients after this hook, over the training stages only."""
+        if self._stage_schedules():
+            drop_frozen_gradients(self._layout(), self.stage_scale, self.trainer.current_epoch)
 
     def stage_names(self) -> list[str]:
         """The model's stages in forward order, ``head`` last (``Backbone.parameter_stages``;

@@ -7,12 +7,14 @@ SGD group per stage × weight decay (``Backbone.parameter_stages``: ``stem``, ``
 ``layer4`` or MobileNet's ``stage1`` .. ``stage4``, then ``head``, which also holds every
 parameter outside the backbone). A callback only gives each stage an LR multiplier, a function
 of the epoch alone, which the task multiplies into its warm-up + cosine schedule; several
-callbacks multiply. A stage whose multiplier is 0 is *frozen*: SGD moves no weight at LR 0, and
-its BatchNorm layers are kept in eval mode so their running statistics stay put (and those of
-the training stages in train mode: a schedule decides every BatchNorm's mode). Its momentum
-buffers, which still gather gradient + weight decay while frozen, are cleared at the first step
-of the epoch the stage unfreezes at, so it starts as from scratch. With no state of their own,
-a resumed run continues exactly.
+callbacks multiply. A stage whose multiplier is 0 is *frozen*: SGD moves no weight at LR 0,
+its BatchNorm layers are kept in eval mode so their running statistics stay put, and so are its
+DropBlock layers, so that a frozen feature extractor is not perturbed (those of the training
+stages in train mode: a schedule decides every mode). Its gradients, which DDP still computes,
+are dropped before each optimizer step, so gradient clipping measures the training stages alone
+and SGD gathers no momentum for it; any momentum buffer it holds is cleared at the first step of
+the epoch it unfreezes at, so it starts as from scratch. With no state of their own, a resumed
+run continues exactly.
 
 From the CLI or a YAML recipe (``class_path`` form)::
 
@@ -194,20 +196,32 @@ def hold_frozen_stages(
     epoch: int,
     first_batch: bool,
 ) -> None:
-    """Before a training step: the BatchNorm layers of frozen stages (``scale(stage, epoch)``
-    0) in eval mode, those of the others in train mode, set at every step from the schedule
-    alone (Lightning restores the modes it found after validation, and a resumed run starts
-    in train mode). A stage that unfreezes with this epoch starts with clear momentum buffers
-    (they gathered gradient + weight decay while LR 0 kept the weights still); on the epoch's
-    first batch only, so that a run resumed mid-epoch does not clear them again."""
+    """Before a training step: the BatchNorm and DropBlock layers of frozen stages
+    (``scale(stage, epoch)`` 0) in eval mode, those of the others in train mode, set at every
+    step from the schedule alone (Lightning restores the modes it found after validation, and a
+    resumed run starts in train mode). A stage that unfreezes with this epoch starts with clear
+    momentum buffers (a checkpoint may hold some gathered while LR 0 kept the weights still); on
+    the epoch's first batch only, so that a run resumed mid-epoch does not clear them again."""
     unfrozen = set()
     for stage in layout.names:
         frozen = scale(stage, epoch) == 0
-        for norm in layout.norms[stage]:
-            norm.train(not frozen)
+        for module in (*layout.norms[stage], *layout.dropblocks[stage]):
+            module.train(not frozen)
         if not frozen and first_batch and epoch > 0 and scale(stage, epoch - 1) == 0:
             unfrozen.add(stage)
     for group in optimizer.param_groups:
         if group.get("stage") in unfrozen:
             for parameter in group["params"]:
                 optimizer.state[parameter].pop("momentum_buffer", None)
+
+
+def drop_frozen_gradients(
+    layout: StageLayout, scale: Callable[[str, int], float], epoch: int
+) -> None:
+    """Before an optimizer step (after DDP's reduction): no gradient on the parameters of
+    frozen stages, so that gradient clipping, which follows, measures the training stages alone
+    and SGD skips the frozen ones (at LR 0 it would not move them either)."""
+    for stage in layout.names:
+        if scale(stage, epoch) == 0:
+            for _, parameter in layout.parameters[stage]:
+                parameter.grad = None

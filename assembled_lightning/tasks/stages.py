@@ -12,6 +12,7 @@ from torch import nn
 
 from ..models import Backbone
 from ..models.base import HEAD_STAGE
+from ..models.layers import DropBlock2d
 
 
 def parameter_groups(
@@ -66,11 +67,12 @@ def outermost_backbones(model: nn.Module) -> list[Backbone]:
 @dataclass
 class StageLayout:
     """Stages in forward order (``head`` last) and, per stage, its trainable parameters (with
-    their names in the task) and BatchNorm modules."""
+    their names in the task), its BatchNorm modules and its DropBlock layers."""
 
     names: list[str]
     parameters: dict[str, list[tuple[str, nn.Parameter]]]
     norms: dict[str, list[nn.modules.batchnorm._BatchNorm]]
+    dropblocks: dict[str, list[DropBlock2d]]
 
     def depth(self, stage: str) -> int:
         """Stages between ``stage`` and the head: 0 for the head, 1 for the last backbone
@@ -93,7 +95,9 @@ def stage_layout(root: nn.Module, model: nn.Module, skip: Iterable[nn.Module] = 
                 for module in backbone.get_submodule(module_name).modules():
                     module_stage.setdefault(module, stage)
     names.append(HEAD_STAGE)
-    layout = StageLayout(names, {s: [] for s in names}, {s: [] for s in names})
+    layout = StageLayout(
+        names, {s: [] for s in names}, {s: [] for s in names}, {s: [] for s in names}
+    )
     skipped = {module for outer in skip for module in outer.modules()}
     seen: set[int] = set()
     for module_name, module in root.named_modules():
@@ -102,6 +106,8 @@ def stage_layout(root: nn.Module, model: nn.Module, skip: Iterable[nn.Module] = 
         stage = module_stage.get(module, HEAD_STAGE)
         if isinstance(module, nn.modules.batchnorm._BatchNorm):
             layout.norms[stage].append(module)
+        elif isinstance(module, DropBlock2d):
+            layout.dropblocks[stage].append(module)
         for name, parameter in module.named_parameters(recurse=False):
             if parameter.requires_grad and id(parameter) not in seen:
                 seen.add(id(parameter))

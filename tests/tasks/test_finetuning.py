@@ -38,14 +38,16 @@ def make_task(**options: Any) -> ClassificationTask:
         "weight_decay": WEIGHT_DECAY,
         "momentum": MOMENTUM,
         "label_smoothing": 0.0,
+        "model_overrides": THIN,
     }
-    return ClassificationTask(
-        "resnet18", num_classes=3, model_overrides=THIN, **{**defaults, **options}
-    )
+    return ClassificationTask("resnet18", num_classes=3, **{**defaults, **options})
 
 
-def fit(task: ClassificationTask, epochs: int, *callbacks: L.Callback) -> L.Trainer:
+def fit(
+    task: ClassificationTask, epochs: int, *callbacks: L.Callback, **trainer_options: Any
+) -> L.Trainer:
     trainer = L.Trainer(
+        **trainer_options,
         accelerator="cpu",
         max_epochs=epochs,
         limit_val_batches=1,  # validation in between: the modes it restores must not matter
@@ -110,6 +112,69 @@ def test_freeze_backbone_keeps_the_backbone_bitwise_still() -> None:
     assert changes.pop("head") == {"weights": True, "stats": False}  # a Linear: no statistics
     for stage, change in changes.items():
         assert change == {"weights": False, "stats": False}, stage
+
+
+class ClippedGradients(L.Callback):
+    """Per optimizer step, the gradients it used, after Lightning's clipping (read by a step
+    post-hook: they stay until the next step's zero_grad): the L2 norm of all gradients
+    present, and which parameters (by name) have one."""
+
+    def __init__(self) -> None:
+        self.norms: list[float] = []
+        self.with_gradient: list[set[str]] = []
+
+    def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        names = {id(p): f"model.{n}" for n, p in pl_module.model.named_parameters()}  # type: ignore[union-attr]
+
+        def record(optimizer: torch.optim.Optimizer, *args: Any) -> None:
+            grads = {
+                names[id(p)]: p.grad
+                for group in optimizer.param_groups
+                for p in group["params"]
+                if p.grad is not None
+            }
+            self.norms.append(float(torch.cat([g.flatten() for g in grads.values()]).norm()))
+            self.with_gradient.append(set(grads))
+
+        trainer.optimizers[0].register_step_post_hook(record)
+
+
+def test_gradient_clipping_measures_the_training_stages_only() -> None:
+    """Clipped to norm 1e-3, the head's gradient has exactly that norm (far above it before):
+    the frozen stages, whose gradients DDP still computes, neither shrink it nor keep theirs."""
+    clip = 1e-3
+    task = make_task()
+    clipped = ClippedGradients()
+    fit(task, 1, FreezeBackbone(), clipped, gradient_clip_val=clip)
+    assert len(clipped.norms) == 3
+    for norm, names in zip(clipped.norms, clipped.with_gradient, strict=True):
+        assert names == {"model.fc.weight", "model.fc.bias"}
+        assert norm == pytest.approx(clip, rel=1e-5)
+
+
+def test_dropblock_is_idle_in_frozen_stages() -> None:
+    """Training layer4 and the head only: layer3's DropBlock layers (active at keep 0.8) stay
+    in eval mode, an identity, while layer4's drop."""
+    task = make_task(model_overrides={**THIN, "dropblock": True}, dropblock_keep_prob=(0.8, 0.8))
+    modes: list[dict[str, bool]] = []
+
+    class DropBlockModes(L.Callback):
+        def on_before_optimizer_step(self, trainer: Any, pl_module: Any, optimizer: Any) -> None:
+            modes.append(
+                {
+                    name: module.training
+                    for name, module in pl_module.model.named_modules()
+                    if type(module).__name__ == "DropBlock2d" and module.active
+                }
+            )
+
+    fit(task, 1, FreezeBackbone(train_stages=["layer4", "head"]), DropBlockModes())
+    assert len(modes) == 3
+    for step in modes:
+        stages = {stage_of(name) for name in step}
+        assert stages == {"layer3", "layer4"}  # the layers with a nonzero gamma scale
+        for name, training in step.items():
+            assert training == (stage_of(name) == "layer4"), name
 
 
 def test_staged_unfreeze_trains_each_stage_from_its_epoch_with_fresh_momentum() -> None:
