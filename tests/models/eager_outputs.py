@@ -36,8 +36,9 @@ with the global seed fixed right before the forward, so the seed maps are drawn 
 DROPBLOCK_KEEP_PROB = 0.9
 
 
-def randomise_batch_norms(model: nn.Module, seed: int = 0) -> None:
-    """Random BN γ (never zero), β and running statistics, so every residual branch counts."""
+def randomise_batch_norms(model: nn.Module, seed: int = 0) -> nn.Module:
+    """Random BN γ (never zero), β and running statistics, so every residual branch counts;
+    returns ``model`` (its train/eval mode untouched)."""
     generator = torch.Generator().manual_seed(seed)
     with torch.no_grad():
         for bn in model.modules():
@@ -48,6 +49,7 @@ def randomise_batch_norms(model: nn.Module, seed: int = 0) -> None:
                 bn.bias.copy_(torch.randn(n, generator=generator) * 0.1)
                 bn.running_mean.copy_(torch.randn(n, generator=generator) * 0.1)
                 bn.running_var.copy_(torch.rand(n, generator=generator) + 0.5)
+    return model
 
 
 def thin_model(name: str) -> Backbone:

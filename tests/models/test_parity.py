@@ -11,25 +11,12 @@ from __future__ import annotations
 import pytest
 import torch
 import torchvision
+from eager_outputs import randomise_batch_norms
 from torch import nn
 
 from assembled_lightning.models import TFSameMaxPool2d, create_model
 
 TOLERANCE = 1e-5
-
-
-def randomise_batch_norms(model: nn.Module, seed: int = 0) -> nn.Module:
-    """Random BN γ (never zero), β and running statistics; returns the model in eval mode."""
-    generator = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for bn in model.modules():
-            if isinstance(bn, nn.BatchNorm2d):
-                n = bn.num_features
-                bn.weight.copy_(torch.rand(n, generator=generator) * 0.5 + 0.5)
-                bn.bias.copy_(torch.randn(n, generator=generator) * 0.1)
-                bn.running_mean.copy_(torch.randn(n, generator=generator) * 0.1)
-                bn.running_var.copy_(torch.rand(n, generator=generator) + 0.5)
-    return model.eval()
 
 
 def images(size: int = 64) -> torch.Tensor:
@@ -61,7 +48,7 @@ def max_abs_diff(a: nn.Module, b: nn.Module, x: torch.Tensor) -> float:
 @pytest.mark.parametrize("name", ["resnet18", "resnet50"])
 def test_torchvision_state_dict_gives_torchvision_logits(name: str) -> None:
     torch.manual_seed(0)
-    reference = randomise_batch_norms(getattr(torchvision.models, name)())
+    reference = randomise_batch_norms(getattr(torchvision.models, name)()).eval()
     ours = ours_loaded_from(reference, name)
     x = images()
     with torch.no_grad():
@@ -77,7 +64,7 @@ def test_torchvision_state_dict_gives_torchvision_logits(name: str) -> None:
 def test_timm_resnet50d_state_dict_gives_timm_logits() -> None:
     timm = pytest.importorskip("timm")
     torch.manual_seed(0)
-    reference = randomise_batch_norms(timm.create_model("resnet50d", pretrained=False))
+    reference = randomise_batch_norms(timm.create_model("resnet50d", pretrained=False)).eval()
     ours = ours_loaded_from(reference, "resnet50d")
     x = images()
     with torch.no_grad():
