@@ -26,3 +26,12 @@ def reference_photos(reference_dir: Path) -> np.ndarray:
     return np.stack(
         [np.asarray(prepare(Image.open(folder / name).convert("RGB"))) for name in PHOTOS]
     )
+
+
+@pytest.fixture(autouse=True)
+def split_cpu_batches_unevenly(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every corruption test runs CPU batches in pieces of 3 images (the 4 photos as 3 + 1), so
+    the comparisons with the reference also check the piece-wise path of ``corrupt``."""
+    from assembled_lightning.robustness.corruptions import pieces
+
+    monkeypatch.setattr(pieces, "CPU_PIECE_IMAGES", 3)
