@@ -96,7 +96,10 @@ def stage_layout(root: nn.Module, model: nn.Module, skip: Iterable[nn.Module] = 
                     module_stage.setdefault(module, stage)
     names.append(HEAD_STAGE)
     layout = StageLayout(
-        names, {s: [] for s in names}, {s: [] for s in names}, {s: [] for s in names}
+        names,
+        parameters={s: [] for s in names},
+        norms={s: [] for s in names},
+        dropblocks={s: [] for s in names},
     )
     skipped = {module for outer in skip for module in outer.modules()}
     seen: set[int] = set()

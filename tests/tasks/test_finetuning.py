@@ -17,6 +17,7 @@ from torch import nn
 
 from assembled_lightning.data.synthetic import SyntheticShapesDataModule
 from assembled_lightning.models import create_model
+from assembled_lightning.models.layers import DropBlock2d
 from assembled_lightning.tasks import (
     ClassificationTask,
     FreezeBackbone,
@@ -164,7 +165,7 @@ def test_dropblock_is_idle_in_frozen_stages() -> None:
                 {
                     name: module.training
                     for name, module in pl_module.model.named_modules()
-                    if type(module).__name__ == "DropBlock2d" and module.active
+                    if isinstance(module, DropBlock2d) and module.active
                 }
             )
 

@@ -156,19 +156,18 @@ def elastic_transform(
     fields = _pinned(displacement, (batch, 2, height, width), "displacement")
     if fields is None:
         fields = 2 * torch.rand(batch, 2, height, width, generator=generator, device=device) - 1
+    jitter = jitter_px * unit_jitter.to(device=device, dtype=torch.float64)
+    fields = fields.to(device=device, dtype=images.dtype)
     ys = torch.arange(height, dtype=torch.float64, device=device).view(1, height, 1)
     xs = torch.arange(width, dtype=torch.float64, device=device).view(1, 1, width)
 
     def warp(piece: torch.Tensor, jitter: torch.Tensor, field: torch.Tensor) -> torch.Tensor:
-        rows, cols = random_affine_sources(
-            jitter_px * jitter.to(device=device, dtype=torch.float64), height, width
-        )
+        rows, cols = random_affine_sources(jitter, height, width)
         warped = bilinear_sample(piece, rows, cols, "mirror")
-        field = field.to(device=device, dtype=images.dtype)
         shift = alpha * gaussian_filter(
             field, sigma, truncate=DISPLACEMENT_TRUNCATE, mode="reflect"
         )
         shift = shift.double()
         return bilinear_sample(warped, ys + shift[:, 1], xs + shift[:, 0], "reflect")
 
-    return in_pieces(warp, images, unit_jitter, fields)
+    return in_pieces(warp, images, jitter, fields)

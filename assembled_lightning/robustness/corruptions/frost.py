@@ -240,18 +240,21 @@ def frost(
     ``frost_textures=`` folder, else a :func:`procedural_frost` texture per image.
     """
     image_weight, frost_weight = FROST_WEIGHTS[severity - 1]
+
+    def blend(x: torch.Tensor, layer: torch.Tensor) -> torch.Tensor:
+        return image_weight * x + frost_weight * layer
+
     if texture is not None:
-        return image_weight * images + frost_weight * _pinned_texture(images, texture)
+        return blend(images, _pinned_texture(images, texture))
     if frost_textures is not None:
-        layer = photo_frost(images, frost_textures, generator)
-        return image_weight * images + frost_weight * layer
+        return blend(images, photo_frost(images, frost_textures, generator))
     _, _, height, width = images.shape
 
     def through_procedural_frost(piece: torch.Tensor) -> torch.Tensor:
         layer = procedural_frost(
             len(piece), height, width, generator=generator, device=piece.device, dtype=piece.dtype
         )
-        return image_weight * piece + frost_weight * layer
+        return blend(piece, layer)
 
     # each piece draws its own textures, in order (see CPU_PIECE_IMAGES)
     return in_pieces(through_procedural_frost, images)
